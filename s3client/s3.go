@@ -1,0 +1,423 @@
+package s3client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+)
+
+// Config says how to reach the bucket. Credentials are not part of it: they
+// come from the SDK's default chain (environment, shared files, profile, SSO,
+// instance metadata).
+type Config struct {
+	Bucket         string
+	Endpoint       string // custom endpoint URL; empty for AWS
+	Region         string // empty: from the environment or profile, else us-east-1
+	Profile        string // shared-config profile; empty for the default
+	ForcePathStyle bool
+	// MaxAttempts bounds the attempts of each request, retries included (0: 6).
+	MaxAttempts int
+	// IdleTimeout closes a connection on which no byte moved either way for this
+	// long, so that a dead peer is detected even during a minutes-long
+	// CompleteMultipartUpload (S3 sends whitespace while it works). 0: 2 minutes.
+	IdleTimeout time.Duration
+	// ConnectTimeout bounds dialing (0: 10s).
+	ConnectTimeout time.Duration
+	// MaxConnsPerHost bounds open connections to the endpoint (0: 64).
+	MaxConnsPerHost int
+	// WrapTransport, when set, wraps the HTTP transport; tests use it to inject
+	// faults and latency.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
+	// Counter, when set, counts requests by operation.
+	Counter *RequestCounter
+}
+
+// Client is the S3 implementation of API for one bucket.
+type Client struct {
+	s3     *s3.Client
+	bucket string
+}
+
+var _ API = (*Client)(nil)
+
+// New builds a Client from cfg and the default credential chain.
+func New(ctx context.Context, cfg Config) (*Client, error) {
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = 6
+	}
+	opts := []func(*config.LoadOptions) error{}
+	if cfg.Region != "" {
+		opts = append(opts, config.WithRegion(cfg.Region))
+	}
+	if cfg.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(cfg.Profile))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	if awsCfg.Region == "" {
+		awsCfg.Region = "us-east-1"
+	}
+	var rt http.RoundTripper = newTransport(cfg)
+	if cfg.WrapTransport != nil {
+		rt = cfg.WrapTransport(rt)
+	}
+	maxAttempts := cfg.MaxAttempts
+	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+		o.UsePathStyle = cfg.ForcePathStyle
+		o.HTTPClient = &http.Client{Transport: rt}
+		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
+			so.MaxAttempts = maxAttempts
+			so.MaxBackoff = 20 * time.Second
+			// The client-side retry token bucket would stop retrying after a
+			// burst of failures; S3's SlowDown asks us to back off, not to give up.
+			so.RateLimiter = noRateLimit{}
+		})
+		if cfg.Counter != nil {
+			o.APIOptions = append(o.APIOptions, cfg.Counter.middleware)
+		}
+	})
+	return &Client{s3: client, bucket: cfg.Bucket}, nil
+}
+
+type noRateLimit struct{}
+
+func (noRateLimit) GetToken(context.Context, uint) (func() error, error) {
+	return func() error { return nil }, nil
+}
+func (noRateLimit) AddTokens(uint) error { return nil }
+
+func newTransport(cfg Config) *http.Transport {
+	idle := cfg.IdleTimeout
+	if idle == 0 {
+		idle = 2 * time.Minute
+	}
+	connect := cfg.ConnectTimeout
+	if connect == 0 {
+		connect = 10 * time.Second
+	}
+	maxConns := cfg.MaxConnsPerHost
+	if maxConns == 0 {
+		maxConns = 64
+	}
+	dialer := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &idleTimeoutConn{Conn: c, timeout: idle}, nil
+		},
+		ForceAttemptHTTP2:     false,
+		MaxIdleConns:          maxConns,
+		MaxIdleConnsPerHost:   maxConns,
+		MaxConnsPerHost:       maxConns,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   connect,
+		ExpectContinueTimeout: time.Second,
+		// Header wait is bounded by the idle timeout through the connection's
+		// deadlines; no separate ResponseHeaderTimeout is needed.
+		ReadBufferSize:  64 << 10,
+		WriteBufferSize: 64 << 10,
+	}
+}
+
+// idleTimeoutConn fails a connection on which nothing moved for timeout:
+// every read or write pushes both deadlines forward, so a slow but live
+// transfer never trips it and a dead peer always does.
+type idleTimeoutConn struct {
+	net.Conn
+	timeout time.Duration
+}
+
+func (c *idleTimeoutConn) extend() {
+	_ = c.Conn.SetDeadline(time.Now().Add(c.timeout))
+}
+
+func (c *idleTimeoutConn) Read(p []byte) (int, error) {
+	c.extend()
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.extend()
+	}
+	return n, err
+}
+
+func (c *idleTimeoutConn) Write(p []byte) (int, error) {
+	c.extend()
+	return c.Conn.Write(p)
+}
+
+func metaOut(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+// HeadBucket implements API.
+func (c *Client) HeadBucket(ctx context.Context) error {
+	_, err := c.s3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &c.bucket})
+	return wrapError("HeadBucket", c.bucket, err)
+}
+
+// List implements API.
+func (c *Client) List(ctx context.Context, prefix, delimiter, token string, maxKeys int32) (*ListPage, error) {
+	in := &s3.ListObjectsV2Input{Bucket: &c.bucket, Prefix: aws.String(prefix)}
+	if delimiter != "" {
+		in.Delimiter = aws.String(delimiter)
+	}
+	if token != "" {
+		in.ContinuationToken = aws.String(token)
+	}
+	if maxKeys > 0 {
+		in.MaxKeys = aws.Int32(maxKeys)
+	}
+	out, err := c.s3.ListObjectsV2(ctx, in)
+	if err != nil {
+		return nil, wrapError("ListObjectsV2", prefix, err)
+	}
+	page := &ListPage{Objects: make([]ObjectInfo, 0, len(out.Contents))}
+	for _, o := range out.Contents {
+		page.Objects = append(page.Objects, ObjectInfo{
+			Key:          aws.ToString(o.Key),
+			Size:         aws.ToInt64(o.Size),
+			ETag:         aws.ToString(o.ETag),
+			LastModified: aws.ToTime(o.LastModified),
+		})
+	}
+	for _, p := range out.CommonPrefixes {
+		page.CommonPrefixes = append(page.CommonPrefixes, aws.ToString(p.Prefix))
+	}
+	if aws.ToBool(out.IsTruncated) {
+		page.NextToken = aws.ToString(out.NextContinuationToken)
+		if page.NextToken == "" {
+			return nil, wrapError("ListObjectsV2", prefix, errors.New("truncated listing without a continuation token"))
+		}
+	}
+	return page, nil
+}
+
+// Head implements API.
+func (c *Client) Head(ctx context.Context, key string) (*ObjectInfo, error) {
+	out, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &c.bucket, Key: &key})
+	if err != nil {
+		return nil, wrapError("HeadObject", key, err)
+	}
+	meta := make(map[string]string, len(out.Metadata))
+	for k, v := range out.Metadata {
+		meta[strings.ToLower(k)] = v
+	}
+	return &ObjectInfo{
+		Key:          key,
+		Size:         aws.ToInt64(out.ContentLength),
+		ETag:         aws.ToString(out.ETag),
+		LastModified: aws.ToTime(out.LastModified),
+		Metadata:     meta,
+		ContentType:  aws.ToString(out.ContentType),
+	}, nil
+}
+
+// GetRange implements API.
+func (c *Client) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	in := &s3.GetObjectInput{Bucket: &c.bucket, Key: &key}
+	switch {
+	case length > 0:
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
+	case length < 0 && offset > 0:
+		in.Range = aws.String(fmt.Sprintf("bytes=%d-", offset))
+	case length == 0:
+		return io.NopCloser(strings.NewReader("")), nil
+	}
+	out, err := c.s3.GetObject(ctx, in)
+	if err != nil {
+		return nil, wrapError("GetObject", key, err)
+	}
+	return out.Body, nil
+}
+
+// Put implements API.
+func (c *Client) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts PutOptions) (string, error) {
+	in := &s3.PutObjectInput{
+		Bucket:            &c.bucket,
+		Key:               &key,
+		Body:              body,
+		ContentLength:     aws.Int64(size),
+		Metadata:          metaOut(opts.Metadata),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+	}
+	if opts.ContentType != "" {
+		in.ContentType = aws.String(opts.ContentType)
+	}
+	if opts.IfNoneMatch {
+		in.IfNoneMatch = aws.String("*")
+	}
+	out, err := c.s3.PutObject(ctx, in)
+	if err != nil {
+		return "", wrapError("PutObject", key, err)
+	}
+	return aws.ToString(out.ETag), nil
+}
+
+// CreateMultipartUpload implements API.
+func (c *Client) CreateMultipartUpload(ctx context.Context, key string, opts PutOptions) (string, error) {
+	in := &s3.CreateMultipartUploadInput{
+		Bucket:            &c.bucket,
+		Key:               &key,
+		Metadata:          metaOut(opts.Metadata),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+	}
+	if opts.ContentType != "" {
+		in.ContentType = aws.String(opts.ContentType)
+	}
+	out, err := c.s3.CreateMultipartUpload(ctx, in)
+	if err != nil {
+		return "", wrapError("CreateMultipartUpload", key, err)
+	}
+	if aws.ToString(out.UploadId) == "" {
+		return "", wrapError("CreateMultipartUpload", key, ErrEmptyResult)
+	}
+	return aws.ToString(out.UploadId), nil
+}
+
+// UploadPart implements API. The part carries a CRC32C checksum that S3
+// verifies, so a part corrupted on the way is refused, not stored.
+func (c *Client) UploadPart(ctx context.Context, key, uploadID string, number int32, body io.ReadSeeker, size int64) (CompletedPart, error) {
+	out, err := c.s3.UploadPart(ctx, &s3.UploadPartInput{
+		Bucket:            &c.bucket,
+		Key:               &key,
+		UploadId:          &uploadID,
+		PartNumber:        aws.Int32(number),
+		Body:              body,
+		ContentLength:     aws.Int64(size),
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+	})
+	if err != nil {
+		return CompletedPart{}, wrapError("UploadPart", key, err)
+	}
+	if aws.ToString(out.ETag) == "" {
+		return CompletedPart{}, wrapError("UploadPart", key, ErrEmptyResult)
+	}
+	return CompletedPart{Number: number, ETag: aws.ToString(out.ETag), ChecksumCRC32C: aws.ToString(out.ChecksumCRC32C), Size: size}, nil
+}
+
+// CompleteMultipartUpload implements API. A 200 answer whose body is an
+// <Error> (possibly after keep-alive whitespace) is an error (the SDK turns it
+// into one), and so is a 2xx answer without a result.
+func (c *Client) CompleteMultipartUpload(ctx context.Context, key, uploadID string, parts []CompletedPart, opts PutOptions) (string, error) {
+	cps := make([]types.CompletedPart, len(parts))
+	for i, p := range parts {
+		cps[i] = types.CompletedPart{PartNumber: aws.Int32(p.Number), ETag: aws.String(p.ETag)}
+		if p.ChecksumCRC32C != "" {
+			cps[i].ChecksumCRC32C = aws.String(p.ChecksumCRC32C)
+		}
+	}
+	in := &s3.CompleteMultipartUploadInput{
+		Bucket:          &c.bucket,
+		Key:             &key,
+		UploadId:        &uploadID,
+		MultipartUpload: &types.CompletedMultipartUpload{Parts: cps},
+	}
+	if opts.IfNoneMatch {
+		in.IfNoneMatch = aws.String("*")
+	}
+	out, err := c.s3.CompleteMultipartUpload(ctx, in)
+	if err != nil {
+		return "", wrapError("CompleteMultipartUpload", key, err)
+	}
+	if aws.ToString(out.ETag) == "" && aws.ToString(out.Key) == "" {
+		return "", wrapError("CompleteMultipartUpload", key, ErrEmptyResult)
+	}
+	return aws.ToString(out.ETag), nil
+}
+
+// AbortMultipartUpload implements API.
+func (c *Client) AbortMultipartUpload(ctx context.Context, key, uploadID string) error {
+	_, err := c.s3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &c.bucket, Key: &key, UploadId: &uploadID})
+	return wrapError("AbortMultipartUpload", key, err)
+}
+
+// ListMultipartUploads implements API.
+func (c *Client) ListMultipartUploads(ctx context.Context, prefix string) ([]string, error) {
+	var ids []string
+	in := &s3.ListMultipartUploadsInput{Bucket: &c.bucket, Prefix: aws.String(prefix)}
+	for {
+		out, err := c.s3.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return nil, wrapError("ListMultipartUploads", prefix, err)
+		}
+		for _, u := range out.Uploads {
+			ids = append(ids, aws.ToString(u.UploadId))
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			return ids, nil
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+}
+
+// Copy implements API.
+func (c *Client) Copy(ctx context.Context, src, dst string, opts CopyOptions) error {
+	in := &s3.CopyObjectInput{
+		Bucket:     &c.bucket,
+		Key:        &dst,
+		CopySource: aws.String(c.bucket + "/" + escapeCopySource(src)),
+	}
+	if opts.ReplaceMetadata != nil {
+		in.MetadataDirective = types.MetadataDirectiveReplace
+		in.Metadata = opts.ReplaceMetadata
+		if opts.ContentType != "" {
+			in.ContentType = aws.String(opts.ContentType)
+		}
+	}
+	out, err := c.s3.CopyObject(ctx, in)
+	if err != nil {
+		return wrapError("CopyObject", dst, err)
+	}
+	if out.CopyObjectResult == nil {
+		return wrapError("CopyObject", dst, ErrEmptyResult)
+	}
+	return nil
+}
+
+// Delete implements API.
+func (c *Client) Delete(ctx context.Context, key string) error {
+	_, err := c.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &c.bucket, Key: &key})
+	return wrapError("DeleteObject", key, err)
+}
+
+// escapeCopySource URL-encodes a key for x-amz-copy-source, keeping slashes.
+func escapeCopySource(key string) string {
+	var b strings.Builder
+	for _, seg := range strings.Split(key, "/") {
+		if b.Len() > 0 {
+			b.WriteByte('/')
+		}
+		b.WriteString(urlPathEscape(seg))
+	}
+	return b.String()
+}
+
+// CreateBucket creates the client's bucket. bucketfs itself never creates
+// buckets; the test bed and `make demo` do.
+func (c *Client) CreateBucket(ctx context.Context) error {
+	_, err := c.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &c.bucket})
+	return wrapError("CreateBucket", c.bucket, err)
+}

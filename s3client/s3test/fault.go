@@ -1,0 +1,291 @@
+package s3test
+
+import (
+	"bytes"
+
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Op names an S3 operation as seen on the wire, derived from the method,
+// path and query of a request (path-style addressing).
+func Op(r *http.Request) string {
+	q := r.URL.Query()
+	_, hasUploads := q["uploads"]
+	hasUploadID := q.Get("uploadId") != ""
+	path := strings.TrimPrefix(r.URL.Path, "/")
+	isBucket := !strings.Contains(path, "/") || strings.HasSuffix(path, "/") && strings.Count(path, "/") == 1
+	switch r.Method {
+	case http.MethodGet:
+		switch {
+		case isBucket && hasUploads:
+			return "ListMultipartUploads"
+		case isBucket && q.Get("list-type") == "2":
+			return "ListObjectsV2"
+		case isBucket:
+			return "ListObjects"
+		case hasUploadID:
+			return "ListParts"
+		}
+		return "GetObject"
+	case http.MethodHead:
+		if isBucket {
+			return "HeadBucket"
+		}
+		return "HeadObject"
+	case http.MethodPut:
+		switch {
+		case isBucket:
+			return "CreateBucket"
+		case hasUploadID && r.Header.Get("X-Amz-Copy-Source") != "":
+			return "UploadPartCopy"
+		case hasUploadID:
+			return "UploadPart"
+		case r.Header.Get("X-Amz-Copy-Source") != "":
+			return "CopyObject"
+		}
+		return "PutObject"
+	case http.MethodPost:
+		switch {
+		case hasUploads:
+			return "CreateMultipartUpload"
+		case hasUploadID:
+			return "CompleteMultipartUpload"
+		case q.Has("delete"):
+			return "DeleteObjects"
+		}
+	case http.MethodDelete:
+		if hasUploadID {
+			return "AbortMultipartUpload"
+		}
+		return "DeleteObject"
+	}
+	return r.Method
+}
+
+// Fault is what the transport does to one matching request.
+type Fault struct {
+	// Status, when non-zero, answers with this status and an S3 error body
+	// of Code, without sending the request on.
+	Status int
+	Code   string
+	// Reset fails the request as a reset connection (ECONNRESET), without
+	// sending it on (AfterSend: after the server handled it, as when the
+	// answer is lost on the way back).
+	Reset bool
+	// AfterSend applies Reset or Body after the real server handled the request.
+	AfterSend bool
+	// Body, when non-empty, replaces the answer with 200 OK and this body
+	// (a "200 with an <Error>" or a truncated result).
+	Body string
+	// Empty answers 200 OK with an empty body.
+	Empty bool
+	// Delay waits before sending the request on.
+	Delay time.Duration
+}
+
+// Rule injects a fault into requests of one operation.
+type Rule struct {
+	Op    string // S3 operation name (see Op); "" matches every request
+	Skip  int    // let this many matching requests through first
+	Times int    // inject into this many matching requests after that; 0 = every one
+	// Match, when set, must also accept the request.
+	Match func(*http.Request) bool
+	Fault Fault
+}
+
+// FaultTransport is an http.RoundTripper that injects faults by rule and
+// records every request's operation. Safe for concurrent use.
+type FaultTransport struct {
+	Next http.RoundTripper
+
+	mu    sync.Mutex    // guards rules, seen, hits, log
+	rules []*Rule       // in order of precedence
+	seen  map[*Rule]int // matching requests seen per rule
+	hits  map[*Rule]int // faults injected per rule
+	log   []string      // operation of every request, in order
+}
+
+// NewFaultTransport wraps next.
+func NewFaultTransport(next http.RoundTripper) *FaultTransport {
+	return &FaultTransport{Next: next, seen: map[*Rule]int{}, hits: map[*Rule]int{}}
+}
+
+// Wrap is a s3client.Config.WrapTransport function that installs f over the real transport.
+func (f *FaultTransport) Wrap(next http.RoundTripper) http.RoundTripper {
+	f.mu.Lock()
+	f.Next = next
+	f.mu.Unlock()
+	return f
+}
+
+// Add installs a rule and returns it.
+func (f *FaultTransport) Add(r Rule) *Rule {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	rr := r
+	f.rules = append(f.rules, &rr)
+	return &rr
+}
+
+// Clear removes every rule.
+func (f *FaultTransport) Clear() {
+	f.mu.Lock()
+	f.rules = nil
+	f.mu.Unlock()
+}
+
+// Hits returns how many faults rule r injected.
+func (f *FaultTransport) Hits(r *Rule) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.hits[r]
+}
+
+// Count returns how many requests of op went through the transport.
+func (f *FaultTransport) Count(op string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, o := range f.log {
+		if o == op {
+			n++
+		}
+	}
+	return n
+}
+
+// Ops returns the operation of every request so far, in order.
+func (f *FaultTransport) Ops() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.log...)
+}
+
+func (f *FaultTransport) pick(r *http.Request) (*Fault, http.RoundTripper) {
+	op := Op(r)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.log = append(f.log, op)
+	for _, rule := range f.rules {
+		if rule.Op != "" && rule.Op != op {
+			continue
+		}
+		if rule.Match != nil && !rule.Match(r) {
+			continue
+		}
+		f.seen[rule]++
+		if f.seen[rule] <= rule.Skip {
+			continue
+		}
+		if rule.Times > 0 && f.hits[rule] >= rule.Times {
+			continue
+		}
+		f.hits[rule]++
+		fault := rule.Fault
+		return &fault, f.Next
+	}
+	return nil, f.Next
+}
+
+// RoundTrip implements http.RoundTripper.
+func (f *FaultTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	fault, next := f.pick(r)
+	if fault == nil {
+		return next.RoundTrip(r)
+	}
+	if fault.Delay > 0 {
+		select {
+		case <-time.After(fault.Delay):
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+	}
+	if !fault.AfterSend {
+		if r.Body != nil {
+			_, _ = io.Copy(io.Discard, r.Body)
+			r.Body.Close()
+		}
+		switch {
+		case fault.Reset:
+			return nil, resetError()
+		case fault.Status != 0:
+			return errorResponse(r, fault.Status, fault.Code), nil
+		case fault.Body != "" || fault.Empty:
+			return bodyResponse(r, 200, fault.Body), nil
+		}
+		return next.RoundTrip(r)
+	}
+	resp, err := next.RoundTrip(r)
+	if err != nil {
+		return resp, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	switch {
+	case fault.Reset:
+		return nil, resetError()
+	case fault.Body != "" || fault.Empty:
+		return bodyResponse(r, 200, fault.Body), nil
+	case fault.Status != 0:
+		return errorResponse(r, fault.Status, fault.Code), nil
+	}
+	return bodyResponse(r, resp.StatusCode, ""), nil
+}
+
+func resetError() error {
+	return &netOpError{err: syscall.ECONNRESET}
+}
+
+// netOpError looks like the error a reset TCP connection gives.
+type netOpError struct{ err error }
+
+func (e *netOpError) Error() string   { return "read tcp 127.0.0.1: " + e.err.Error() }
+func (e *netOpError) Unwrap() error   { return e.err }
+func (e *netOpError) Timeout() bool   { return false }
+func (e *netOpError) Temporary() bool { return true }
+
+// ErrorBody is an S3 error document.
+func ErrorBody(code, message string) string {
+	return `<?xml version="1.0" encoding="UTF-8"?>` + "\n" +
+		`<Error><Code>` + code + `</Code><Message>` + message + `</Message><RequestId>injected-` + code + `</RequestId><HostId>bucketfs-test</HostId></Error>`
+}
+
+func errorResponse(r *http.Request, status int, code string) *http.Response {
+	if code == "" {
+		code = http.StatusText(status)
+	}
+	resp := bodyResponse(r, status, ErrorBody(code, "injected by the test"))
+	resp.Header.Set("X-Amz-Request-Id", "injected-"+code)
+	if r.Method == http.MethodHead {
+		resp.Body = http.NoBody
+		resp.ContentLength = 0
+	}
+	return resp
+}
+
+func bodyResponse(r *http.Request, status int, body string) *http.Response {
+	h := http.Header{}
+	h.Set("Content-Type", "application/xml")
+	h.Set("X-Amz-Request-Id", "injected")
+	return &http.Response{
+		Status:        http.StatusText(status),
+		StatusCode:    status,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Body:          io.NopCloser(bytes.NewReader([]byte(body))),
+		ContentLength: int64(len(body)),
+		Request:       r,
+	}
+}
+
+// Respond builds a canned 200 response; tests use it in a Match-all rule's
+// place when they need a crafted answer (for example a ListObjectsV2 page
+// with keys MinIO would refuse to store).
+func Respond(r *http.Request, body string) *http.Response { return bodyResponse(r, 200, body) }

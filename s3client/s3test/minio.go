@@ -1,0 +1,315 @@
+// Package s3test is the S3 test bed shared by every package's tests: it starts
+// a real MinIO server on 127.0.0.1 and wraps the SDK's HTTP transport to
+// inject faults. Anything that depends on the S3 contract is tested against
+// MinIO, not a fake.
+package s3test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bucketfs/bucketfs/s3client"
+)
+
+// Credentials of every MinIO started here. They are test-only values.
+const (
+	AccessKey = "bucketfs-test"
+	SecretKey = "bucketfs-test-secret"
+)
+
+// Server is a running MinIO started by this process.
+type Server struct {
+	Endpoint string // http://127.0.0.1:PORT
+	Dir      string // data directory
+	cmd      *exec.Cmd
+	done     chan struct{}
+	stopOnce sync.Once
+}
+
+// MinIOPath finds the MinIO binary: $BUCKETFS_MINIO, else bin/minio at the
+// module root, else minio on PATH. It returns "" when there is none.
+func MinIOPath() string {
+	if p := os.Getenv("BUCKETFS_MINIO"); p != "" {
+		return p
+	}
+	if root := ModuleRoot(); root != "" {
+		p := filepath.Join(root, "bin", "minio")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("minio"); err == nil {
+		return p
+	}
+	return ""
+}
+
+// ModuleRoot returns the directory holding go.mod, found from this source file.
+func ModuleRoot() string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok {
+		return ""
+	}
+	dir := filepath.Dir(file)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
+
+// Require fails the test (with CI=true) or skips it when a prerequisite is missing.
+func Require(t testing.TB, ok bool, what string) {
+	t.Helper()
+	if ok {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("%s is missing (CI=true: a missing prerequisite fails the run; run `make test` to install it)", what)
+	}
+	t.Skipf("%s is missing; run `make test` to install it", what)
+}
+
+// StartMinIO starts MinIO for the test and stops it at cleanup.
+func StartMinIO(t testing.TB) *Server {
+	t.Helper()
+	bin := MinIOPath()
+	Require(t, bin != "", "MinIO (bin/minio)")
+	s, err := Start(bin, t.TempDir(), io.Discard)
+	if err != nil {
+		t.Fatalf("starting MinIO: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// Start starts MinIO from bin with its data in dir, logging to logw, and
+// waits until it answers. The caller must call Stop.
+func Start(bin, dir string, logw io.Writer) (*Server, error) {
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		consolePort, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		s := &Server{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), Dir: dir, done: make(chan struct{})}
+		cmd := exec.Command(bin, "server", "--quiet", "--address", fmt.Sprintf("127.0.0.1:%d", port),
+			"--console-address", fmt.Sprintf("127.0.0.1:%d", consolePort), dir)
+		cmd.Env = append(os.Environ(),
+			"MINIO_ROOT_USER="+AccessKey,
+			"MINIO_ROOT_PASSWORD="+SecretKey,
+			"MINIO_BROWSER=off",
+			"MINIO_UPDATE=off",
+			"MINIO_CI_CD=1",
+		)
+		cmd.Stdout, cmd.Stderr = logw, logw
+		// Its own process group, so a test's signal to us does not reach it
+		// before we stop it ourselves.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			return nil, fmt.Errorf("starting %s: %w", bin, err)
+		}
+		s.cmd = cmd
+		go func() { _ = cmd.Wait(); close(s.done) }()
+		if err := s.waitReady(30 * time.Second); err != nil {
+			s.Stop()
+			lastErr = err
+			continue
+		}
+		return s, nil
+	}
+	return nil, lastErr
+}
+
+func (s *Server) waitReady(limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.done:
+			return fmt.Errorf("MinIO exited before it was ready")
+		default:
+		}
+		resp, err := http.Get(s.Endpoint + "/minio/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("MinIO at %s not ready after %s", s.Endpoint, limit)
+}
+
+// Stop stops the server it started (by PID) and waits for it to exit.
+func (s *Server) Stop() {
+	s.stopOnce.Do(func() {
+		if s.cmd == nil || s.cmd.Process == nil {
+			return
+		}
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-s.done
+		}
+	})
+}
+
+// PID returns the server's process ID.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
+// SetEnv points the AWS SDK's default credential chain at this server's
+// credentials for the rest of the test.
+func (s *Server) SetEnv(t testing.TB) {
+	t.Setenv("AWS_ACCESS_KEY_ID", AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", SecretKey)
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(t.TempDir(), "none"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(t.TempDir(), "none"))
+}
+
+// Env returns the environment a child process needs to reach this server
+// with the default credential chain.
+func (s *Server) Env() []string {
+	return []string{
+		"AWS_ACCESS_KEY_ID=" + AccessKey,
+		"AWS_SECRET_ACCESS_KEY=" + SecretKey,
+		"AWS_REGION=us-east-1",
+		"AWS_EC2_METADATA_DISABLED=true",
+	}
+}
+
+// Config returns a client configuration for bucket on this server.
+func (s *Server) Config(bucket string) s3client.Config {
+	return s3client.Config{Bucket: bucket, Endpoint: s.Endpoint, Region: "us-east-1", ForcePathStyle: true}
+}
+
+// Client returns a client for bucket with the test credentials (set with SetEnv).
+func (s *Server) Client(t testing.TB, cfg s3client.Config) *s3client.Client {
+	t.Helper()
+	s.SetEnv(t)
+	c, err := s3client.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("s3client.New: %v", err)
+	}
+	return c
+}
+
+// CreateBucket creates a bucket on this server.
+func (s *Server) CreateBucket(t testing.TB, bucket string) {
+	t.Helper()
+	if err := s.Client(t, s.Config(bucket)).CreateBucket(context.Background()); err != nil {
+		t.Fatalf("creating bucket %s: %v", bucket, err)
+	}
+}
+
+// Bucket creates a fresh bucket with a name derived from the test and
+// returns a client for it.
+func (s *Server) Bucket(t testing.TB) (string, *s3client.Client) {
+	t.Helper()
+	name := BucketName(t.Name())
+	s.CreateBucket(t, name)
+	return name, s.Client(t, s.Config(name))
+}
+
+// BucketName makes a valid, unique bucket name from a test name.
+func BucketName(testName string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(testName) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	name := strings.Trim(b.String(), "-")
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	return fmt.Sprintf("%s-%d", strings.Trim(name, "-"), time.Now().UnixNano()%1e9)
+}
+
+// PutObjects writes objects (key -> body) with bounded parallelism.
+func PutObjects(t testing.TB, c s3client.API, objects map[string][]byte) {
+	t.Helper()
+	type kv struct {
+		k string
+		v []byte
+	}
+	work := make(chan kv)
+	errs := make(chan error, 16)
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for o := range work {
+				if _, err := c.Put(context.Background(), o.k, bytes.NewReader(o.v), int64(len(o.v)), s3client.PutOptions{}); err != nil {
+					select {
+					case errs <- err:
+					default:
+					}
+				}
+			}
+		}()
+	}
+	for k, v := range objects {
+		work <- kv{k, v}
+	}
+	close(work)
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatalf("loading objects: %v", err)
+	default:
+	}
+}
+
+// GetObject reads a whole object directly, bypassing any mount.
+func GetObject(t testing.TB, c s3client.API, key string) []byte {
+	t.Helper()
+	rc, err := c.GetRange(context.Background(), key, 0, -1)
+	if err != nil {
+		t.Fatalf("GetObject %s: %v", key, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatalf("reading %s: %v", key, err)
+	}
+	return b
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
