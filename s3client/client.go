@@ -38,6 +38,10 @@ type PutOptions struct {
 	// IfNoneMatch makes the write conditional: it fails with ErrPreconditionFailed
 	// when an object of that key exists.
 	IfNoneMatch bool
+	// CopiedParts marks a multipart upload whose parts are copied on the
+	// server (UploadPartCopy): S3 computes their checksums, so the upload
+	// names no client checksum algorithm.
+	CopiedParts bool
 }
 
 // CompletedPart is one uploaded part of a multipart upload.
@@ -81,6 +85,10 @@ type API interface {
 	ListMultipartUploads(ctx context.Context, prefix string) ([]string, error)
 	// Copy copies src to dst on the server (up to 5 GiB).
 	Copy(ctx context.Context, src, dst string, opts CopyOptions) error
+	// UploadPartCopy copies bytes [first, last] of src into part number of an upload.
+	UploadPartCopy(ctx context.Context, src, key, uploadID string, number int32, first, last int64) (CompletedPart, error)
 	// Delete removes a key; deleting a missing key succeeds, as in S3.
 	Delete(ctx context.Context, key string) error
+	// DeleteMany removes up to 1,000 keys in one request.
+	DeleteMany(ctx context.Context, keys []string) error
 }

@@ -284,6 +284,9 @@ func (c *Client) CreateMultipartUpload(ctx context.Context, key string, opts Put
 		Metadata:          metaOut(opts.Metadata),
 		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
 	}
+	if opts.CopiedParts {
+		in.ChecksumAlgorithm = ""
+	}
 	if opts.ContentType != "" {
 		in.ContentType = aws.String(opts.ContentType)
 	}
@@ -420,4 +423,48 @@ func escapeCopySource(key string) string {
 func (c *Client) CreateBucket(ctx context.Context) error {
 	_, err := c.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &c.bucket})
 	return wrapError("CreateBucket", c.bucket, err)
+}
+
+// UploadPartCopy implements API.
+func (c *Client) UploadPartCopy(ctx context.Context, src, key, uploadID string, number int32, first, last int64) (CompletedPart, error) {
+	out, err := c.s3.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
+		Bucket:          &c.bucket,
+		Key:             &key,
+		UploadId:        &uploadID,
+		PartNumber:      aws.Int32(number),
+		CopySource:      aws.String(c.bucket + "/" + escapeCopySource(src)),
+		CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", first, last)),
+	})
+	if err != nil {
+		return CompletedPart{}, wrapError("UploadPartCopy", key, err)
+	}
+	if out.CopyPartResult == nil || aws.ToString(out.CopyPartResult.ETag) == "" {
+		return CompletedPart{}, wrapError("UploadPartCopy", key, ErrEmptyResult)
+	}
+	return CompletedPart{Number: number, ETag: aws.ToString(out.CopyPartResult.ETag), Size: last - first + 1}, nil
+}
+
+// DeleteMany implements API. A key S3 could not delete fails the call.
+func (c *Client) DeleteMany(ctx context.Context, keys []string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	objs := make([]types.ObjectIdentifier, len(keys))
+	for i := range keys {
+		objs[i] = types.ObjectIdentifier{Key: aws.String(keys[i])}
+	}
+	out, err := c.s3.DeleteObjects(ctx, &s3.DeleteObjectsInput{
+		Bucket: &c.bucket,
+		Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)},
+		// DeleteObjects requires a checksum of its body.
+		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+	})
+	if err != nil {
+		return wrapError("DeleteObjects", keys[0], err)
+	}
+	if len(out.Errors) > 0 {
+		e := out.Errors[0]
+		return &Error{Op: "DeleteObjects", Key: aws.ToString(e.Key), Code: aws.ToString(e.Code), Message: aws.ToString(e.Message)}
+	}
+	return nil
 }
