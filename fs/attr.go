@@ -1,0 +1,170 @@
+package fs
+
+import (
+	"math"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// Metadata keys bucketfs reads and writes, the ones s3fs and rclone use, so
+// that buckets written by those tools show the same attributes.
+const (
+	metaMode  = "mode"
+	metaUID   = "uid"
+	metaGID   = "gid"
+	metaMtime = "mtime"
+)
+
+// entryAttr is what bucketfs knows of one name: a file or a directory and
+// its attributes. Values are immutable once built; updates build new ones.
+type entryAttr struct {
+	isDir bool
+	size  int64
+	mtime time.Time
+	// mode is the full mode (type and permission bits) from x-amz-meta-mode;
+	// zero when the object carries none and the mount's defaults apply.
+	mode     uint32
+	uid, gid int64 // -1 when the object carries none
+	mtimeSet bool  // mtime comes from x-amz-meta-mtime (or a utimes), not LastModified
+	// marker is true for a directory known to have a "dir/" marker object,
+	// whose metadata holds the directory's attributes.
+	marker   bool
+	etag     string
+	modified time.Time // S3's LastModified
+	// fromHead is true when the attributes come from HeadObject or from our
+	// own write (metadata known), false when from a listing (size and
+	// LastModified only).
+	fromHead bool
+	// meta is the object's whole user metadata when fromHead, kept so that a
+	// self-copy replacing it loses nothing.
+	meta        map[string]string
+	contentType string
+}
+
+// sameObject says whether a and o describe the same version of an object,
+// so that what a HEAD learned of o still holds for a listing's a.
+func (a entryAttr) sameObject(o entryAttr) bool {
+	return a.etag != "" && a.etag == o.etag && a.size == o.size && a.modified.Equal(o.modified)
+}
+
+// withMeta returns a's metadata with the attribute keys set from a.
+func (a entryAttr) withMeta() map[string]string {
+	m := make(map[string]string, len(a.meta)+4)
+	for k, v := range a.meta {
+		m[k] = v
+	}
+	if a.mode != 0 {
+		m[metaMode] = strconv.FormatUint(uint64(a.mode), 10)
+	}
+	if a.uid >= 0 {
+		m[metaUID] = strconv.FormatInt(a.uid, 10)
+	}
+	if a.gid >= 0 {
+		m[metaGID] = strconv.FormatInt(a.gid, 10)
+	}
+	if a.mtimeSet {
+		m[metaMtime] = formatMtime(a.mtime)
+	}
+	return m
+}
+
+// attrFromObject builds a file's attributes from S3's answer.
+func attrFromObject(size int64, lastModified time.Time, etag string, meta map[string]string, fromHead bool) entryAttr {
+	a := entryAttr{size: size, mtime: lastModified, modified: lastModified, etag: etag, uid: -1, gid: -1, fromHead: fromHead, meta: meta}
+	if v, ok := meta[metaMtime]; ok {
+		if t, ok := parseMtime(v); ok {
+			a.mtime, a.mtimeSet = t, true
+		}
+	}
+	if v, ok := meta[metaMode]; ok {
+		if m, err := strconv.ParseUint(v, 10, 32); err == nil {
+			a.mode = uint32(m)
+		}
+	}
+	if v, ok := meta[metaUID]; ok {
+		if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+			a.uid = int64(n)
+		}
+	}
+	if v, ok := meta[metaGID]; ok {
+		if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+			a.gid = int64(n)
+		}
+	}
+	return a
+}
+
+// parseMtime reads x-amz-meta-mtime: s3fs writes whole seconds, rclone
+// seconds with a fraction ("1700000000.123456789").
+func parseMtime(v string) (time.Time, bool) {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return time.Time{}, false
+	}
+	sec, frac := math.Modf(f)
+	// Parse the fraction from the text to keep nanosecond precision.
+	nsec := int64(math.Round(frac * 1e9))
+	for i := 0; i < len(v); i++ {
+		if v[i] == '.' {
+			digits := v[i+1:]
+			if len(digits) > 9 {
+				digits = digits[:9]
+			}
+			for len(digits) < 9 {
+				digits += "0"
+			}
+			if n, err := strconv.ParseInt(digits, 10, 64); err == nil {
+				nsec = n
+			}
+			break
+		}
+	}
+	return time.Unix(int64(sec), nsec), true
+}
+
+// formatMtime writes x-amz-meta-mtime in rclone's format, which s3fs also reads.
+func formatMtime(t time.Time) string {
+	return strconv.FormatInt(t.Unix(), 10) + "." + strconv.FormatInt(int64(t.Nanosecond())+1e9, 10)[1:]
+}
+
+// fill writes a into out, with the mount's defaults for what a lacks.
+func (a entryAttr) fill(b *bucketFS, out *fuse.Attr) {
+	out.Size = uint64(a.size)
+	out.Blocks = (out.Size + 511) / 512
+	out.Blksize = 1 << 20
+	t := a.mtime
+	if t.IsZero() {
+		t = b.started
+	}
+	out.SetTimes(&t, &t, &t)
+	out.Uid, out.Gid = b.cfg.UID, b.cfg.GID
+	if a.uid >= 0 {
+		out.Uid = uint32(a.uid)
+	}
+	if a.gid >= 0 {
+		out.Gid = uint32(a.gid)
+	}
+	switch {
+	case a.isDir:
+		out.Mode = syscall.S_IFDIR | uint32(b.cfg.DirMode.Perm())
+		if a.mode != 0 {
+			out.Mode = syscall.S_IFDIR | a.mode&07777
+		}
+		out.Nlink = 2
+	case a.mode&syscall.S_IFMT == syscall.S_IFLNK:
+		out.Mode = a.mode
+		out.Nlink = 1
+	default:
+		out.Mode = syscall.S_IFREG | uint32(b.cfg.FileMode.Perm())
+		if a.mode != 0 {
+			out.Mode = syscall.S_IFREG | a.mode&07777
+		}
+		out.Nlink = 1
+	}
+	if b.cfg.ReadOnly {
+		out.Mode &^= 0222
+	}
+}

@@ -1,0 +1,54 @@
+package fs
+
+import (
+	"os"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/bucketfs/bucketfs/s3client"
+	"github.com/bucketfs/bucketfs/uploader"
+)
+
+// Config is everything a mount needs, built once by cmd/bucketfs from flags
+// and passed down; there is no package-level configuration.
+type Config struct {
+	Client s3client.API
+	Bucket string // for messages and logs
+	// Prefix limits the mount to keys under it; empty or ending in "/".
+	Prefix string
+
+	ReadOnly   bool
+	UID, GID   uint32
+	FileMode   os.FileMode // permission bits of files without x-amz-meta-mode
+	DirMode    os.FileMode // permission bits of directories
+	AllowOther bool
+
+	// MetadataTTL is how long a looked-up entry or attribute is trusted
+	// without asking S3 again (kernel entry/attr timeout and our caches).
+	MetadataTTL time.Duration
+	// ReadAhead is the largest read-ahead window of a sequential reader.
+	ReadAhead int64
+
+	// MaxRenameObjects caps how many objects one directory rename may move;
+	// a larger one answers EXDEV, on which mv copies and deletes instead.
+	MaxRenameObjects int
+	// MultipartCopyThreshold is the object size above which a rename copies
+	// with a parallel multipart copy (at most 5 GiB, S3's CopyObject limit).
+	MultipartCopyThreshold int64
+
+	// Upload configures streaming writes.
+	Upload uploader.Config
+
+	Log *logrus.Logger
+	// FUSEDebug logs every FUSE request (very verbose).
+	FUSEDebug bool
+}
+
+// Defaults for Config fields left zero.
+const (
+	DefaultMetadataTTL = 5 * time.Second
+	DefaultReadAhead   = 64 << 20
+	// DefaultMaxRenameObjects bounds a directory rename.
+	DefaultMaxRenameObjects = 10000
+)

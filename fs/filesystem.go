@@ -1,0 +1,355 @@
+// Package fs is bucketfs's FUSE layer: go-fuse node types for directories
+// and files, their handles, and the one errno mapping (errno.go).
+//
+// Ownership: go-fuse calls every method on a goroutine of its own, so each
+// node guards its mutable state with its own mutex (documented on the
+// field). A file being written has exactly one writeHandle, which owns the
+// file's uploader.Upload; the node points at it so that stat and listings
+// show the current size. Read handles own their prefetch goroutines and
+// stop them on release.
+package fs
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/bucketfs/bucketfs/cache"
+	"github.com/bucketfs/bucketfs/s3client"
+	"github.com/bucketfs/bucketfs/uploader"
+)
+
+// lookupResult is a cached answer to "what is this key": an entry or its absence.
+type lookupResult struct {
+	attr  entryAttr
+	found bool
+}
+
+// bucketFS is the state shared by every node of one mount.
+type bucketFS struct {
+	cfg     Config
+	client  s3client.API
+	up      *uploader.Uploader
+	log     *logrus.Logger
+	started time.Time
+
+	// lookups caches HEAD+LIST answers by key (no trailing slash) for
+	// MetadataTTL, so that stat-then-open asks S3 once.
+	lookups *cache.TTL[lookupResult]
+
+	// blocks recycles read-ahead buffers of readBlockSize bytes.
+	blocks sync.Pool
+
+	warnMu sync.Mutex          // guards warned
+	warned map[string]struct{} // keys already logged as unusable, bounded by maxWarned
+
+	writersMu sync.Mutex           // guards writers
+	writers   map[string]*fileNode // key -> file with an open upload
+
+	pendingMu sync.Mutex                  // guards pending
+	pending   map[pendingApplier]struct{} // nodes with attribute changes not yet in S3
+}
+
+// pendingApplier is a node holding attribute changes not yet in S3.
+type pendingApplier interface {
+	applyPending(ctx context.Context) error
+}
+
+const (
+	maxWarned     = 10000
+	readBlockSize = 8 << 20
+)
+
+func newBucketFS(cfg Config) (*bucketFS, error) {
+	if cfg.Log == nil {
+		cfg.Log = logrus.New()
+		cfg.Log.SetOutput(io.Discard)
+	}
+	if cfg.MetadataTTL == 0 {
+		cfg.MetadataTTL = DefaultMetadataTTL
+	}
+	if cfg.ReadAhead == 0 {
+		cfg.ReadAhead = DefaultReadAhead
+	}
+	if cfg.MaxRenameObjects == 0 {
+		cfg.MaxRenameObjects = DefaultMaxRenameObjects
+	}
+	if cfg.MultipartCopyThreshold == 0 || cfg.MultipartCopyThreshold > maxCopySize {
+		cfg.MultipartCopyThreshold = maxCopySize
+	}
+	if cfg.FileMode == 0 {
+		cfg.FileMode = 0o644
+	}
+	if cfg.DirMode == 0 {
+		cfg.DirMode = 0o755
+	}
+	if cfg.Prefix != "" && !strings.HasSuffix(cfg.Prefix, "/") {
+		return nil, fmt.Errorf("prefix %q must end with /", cfg.Prefix)
+	}
+	if cfg.Upload.Log == nil {
+		cfg.Upload.Log = cfg.Log
+	}
+	up, err := uploader.New(cfg.Client, cfg.Upload)
+	if err != nil {
+		return nil, err
+	}
+	lookups, err := cache.NewTTL[lookupResult](100000, cfg.MetadataTTL)
+	if err != nil {
+		return nil, err
+	}
+	b := &bucketFS{
+		cfg:     cfg,
+		client:  cfg.Client,
+		up:      up,
+		log:     cfg.Log,
+		started: time.Now(),
+		lookups: lookups,
+		warned:  map[string]struct{}{},
+		writers: map[string]*fileNode{},
+		pending: map[pendingApplier]struct{}{},
+	}
+	b.blocks.New = func() any { buf := make([]byte, readBlockSize); return &buf }
+	return b, nil
+}
+
+func (b *bucketFS) close() {
+	b.applyAllPending()
+	b.lookups.Close()
+	if err := b.up.Close(); err != nil {
+		b.log.WithError(err).Warn("closing the uploader")
+	}
+}
+
+// warnOnce logs a problem with a key once per mount (bounded).
+func (b *bucketFS) warnOnce(key, msg string, fields logrus.Fields) {
+	b.warnMu.Lock()
+	_, seen := b.warned[key]
+	if !seen && len(b.warned) < maxWarned {
+		b.warned[key] = struct{}{}
+	}
+	b.warnMu.Unlock()
+	if !seen {
+		b.log.WithFields(fields).WithField("key", key).Warn(msg)
+	}
+}
+
+// validName says whether a key segment can be a file name.
+func validName(s string) bool {
+	return s != "" && s != "." && s != ".." && len(s) <= 255 && !strings.ContainsRune(s, 0)
+}
+
+// lookupKey answers what key is: a directory (some key lies under key/), a
+// file (an object key), or nothing. It costs at most one HeadObject and one
+// ListObjectsV2, run concurrently, and is cached for MetadataTTL.
+func (b *bucketFS) lookupKey(ctx context.Context, key string) (entryAttr, error) {
+	if r, ok := b.lookups.Get(key); ok {
+		if !r.found {
+			return entryAttr{}, syscall.ENOENT
+		}
+		return r.attr, nil
+	}
+	type headResult struct {
+		info *s3client.ObjectInfo
+		err  error
+	}
+	headc := make(chan headResult, 1)
+	go func() {
+		info, err := b.client.Head(ctx, key)
+		headc <- headResult{info, err}
+	}()
+	page, listErr := b.client.List(ctx, key+"/", "/", "", 1)
+	head := <-headc
+
+	isDir := listErr == nil && (len(page.Objects) > 0 || len(page.CommonPrefixes) > 0)
+	switch {
+	case isDir:
+		if head.err == nil {
+			b.warnOnce(key, "a file and a directory share this name; showing the directory", logrus.Fields{"op": "lookup"})
+		}
+		a := entryAttr{isDir: true, uid: -1, gid: -1}
+		a.marker = len(page.Objects) > 0 && page.Objects[0].Key == key+"/"
+		b.lookups.Set(key, lookupResult{attr: a, found: true})
+		return a, nil
+	case listErr != nil:
+		return entryAttr{}, listErr
+	case head.err == nil:
+		a := attrFromObject(head.info.Size, head.info.LastModified, head.info.ETag, head.info.Metadata, true)
+		a.contentType = head.info.ContentType
+		b.lookups.Set(key, lookupResult{attr: a, found: true})
+		return a, nil
+	case s3client.Code(head.err) == "NotFound" || isNotFound(head.err):
+		b.lookups.Set(key, lookupResult{})
+		return entryAttr{}, syscall.ENOENT
+	default:
+		return entryAttr{}, head.err
+	}
+}
+
+func isNotFound(err error) bool { return toErrno(err) == syscall.ENOENT }
+
+// forget drops what the caches know of key, after a change through this mount.
+func (b *bucketFS) forget(key string) {
+	b.lookups.Delete(key)
+}
+
+// remember records key's attributes after a change through this mount.
+func (b *bucketFS) remember(key string, a entryAttr) {
+	b.lookups.Set(key, lookupResult{attr: a, found: true})
+}
+
+// writersUnder returns the files with an open upload directly under prefix.
+func (b *bucketFS) writersUnder(prefix string) map[string]*fileNode {
+	b.writersMu.Lock()
+	defer b.writersMu.Unlock()
+	out := map[string]*fileNode{}
+	for k, n := range b.writers {
+		if rest, ok := strings.CutPrefix(k, prefix); ok && rest != "" && !strings.Contains(rest, "/") {
+			out[rest] = n
+		}
+	}
+	return out
+}
+
+func (b *bucketFS) addWriter(key string, n *fileNode) {
+	b.writersMu.Lock()
+	b.writers[key] = n
+	b.writersMu.Unlock()
+}
+
+func (b *bucketFS) removeWriter(key string, n *fileNode) {
+	b.writersMu.Lock()
+	if b.writers[key] == n {
+		delete(b.writers, key)
+	}
+	b.writersMu.Unlock()
+}
+
+func (b *bucketFS) addPending(f pendingApplier) {
+	b.pendingMu.Lock()
+	b.pending[f] = struct{}{}
+	b.pendingMu.Unlock()
+}
+
+func (b *bucketFS) removePending(f pendingApplier) {
+	b.pendingMu.Lock()
+	delete(b.pending, f)
+	b.pendingMu.Unlock()
+}
+
+// applyAllPending writes every pending attribute change, at unmount.
+func (b *bucketFS) applyAllPending() {
+	b.pendingMu.Lock()
+	files := make([]pendingApplier, 0, len(b.pending))
+	for f := range b.pending {
+		files = append(files, f)
+	}
+	b.pendingMu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for _, f := range files {
+		_ = f.applyPending(ctx) // logged there
+	}
+}
+
+// maxCopySize is the largest object one CopyObject may copy.
+const maxCopySize = 5 << 30
+
+// copyPartSize is the part size of a multipart copy.
+const copyPartSize = 512 << 20
+
+// copyObject copies src to dst on the server: one CopyObject up to 5 GiB,
+// a parallel multipart copy (UploadPartCopy) above.
+func (b *bucketFS) copyObject(ctx context.Context, src, dst string, size int64, opts s3client.CopyOptions) error {
+	if size <= maxCopySize && size <= b.cfg.MultipartCopyThreshold {
+		return b.client.Copy(ctx, src, dst, opts)
+	}
+	return b.multipartCopy(ctx, src, dst, size, opts)
+}
+
+func (b *bucketFS) multipartCopy(ctx context.Context, src, dst string, size int64, opts s3client.CopyOptions) error {
+	meta := opts.ReplaceMetadata
+	contentType := opts.ContentType
+	if meta == nil {
+		info, err := b.client.Head(ctx, src)
+		if err != nil {
+			return err
+		}
+		meta, contentType = info.Metadata, info.ContentType
+	}
+	putOpts := s3client.PutOptions{Metadata: meta, ContentType: contentType, CopiedParts: true}
+	id, err := b.client.CreateMultipartUpload(ctx, dst, putOpts)
+	if err != nil {
+		return err
+	}
+	partSize := int64(copyPartSize)
+	for size/partSize >= 10000 {
+		partSize *= 2
+	}
+	if size < partSize {
+		partSize = size
+	}
+	n := int((size + partSize - 1) / partSize)
+	if n == 0 {
+		n = 1
+	}
+	parts := make([]s3client.CompletedPart, n)
+	errs := make(chan error, n)
+	sem := make(chan struct{}, 8)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		first := int64(i) * partSize
+		last := first + partSize - 1
+		if last >= size {
+			last = size - 1
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int, first, last int64) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			p, err := b.client.UploadPartCopy(ctx, src, dst, id, int32(i+1), first, last)
+			if err != nil {
+				errs <- err
+				return
+			}
+			parts[i] = p
+		}(i, first, last)
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.abortUpload(dst, id)
+		return err
+	}
+	if _, err := b.client.CompleteMultipartUpload(ctx, dst, id, parts, s3client.PutOptions{}); err != nil {
+		b.abortUpload(dst, id)
+		return err
+	}
+	return nil
+}
+
+func (b *bucketFS) abortUpload(key, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := b.client.AbortMultipartUpload(ctx, key, id); err != nil {
+		b.log.WithError(err).WithFields(logrus.Fields{"key": key, "upload_id": id, "op": "abort"}).Warn("abort failed; the upload's parts are left behind")
+	}
+}
+
+// hasWritersUnder says whether a file under prefix (any depth) is being written.
+func (b *bucketFS) hasWritersUnder(prefix string) bool {
+	b.writersMu.Lock()
+	defer b.writersMu.Unlock()
+	for k := range b.writers {
+		if strings.HasPrefix(k, prefix) {
+			return true
+		}
+	}
+	return false
+}

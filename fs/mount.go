@@ -1,0 +1,81 @@
+package fs
+
+import (
+	"fmt"
+	"log"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/sirupsen/logrus"
+)
+
+// Server is a live bucketfs mount.
+type Server struct {
+	srv        *fuse.Server
+	b          *bucketFS
+	mountpoint string
+}
+
+// Mount mounts the bucket of cfg at mountpoint and returns once the kernel
+// mount is live. The caller must Unmount it and may Wait for it to end.
+func Mount(mountpoint string, cfg Config) (*Server, error) {
+	b, err := newBucketFS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ttl := b.cfg.MetadataTTL
+	root := &dirNode{b: b, prefix: b.cfg.Prefix}
+	opts := &gofs.Options{
+		EntryTimeout:    &ttl,
+		AttrTimeout:     &ttl,
+		NegativeTimeout: &ttl,
+		UID:             b.cfg.UID,
+		GID:             b.cfg.GID,
+		MountOptions: fuse.MountOptions{
+			FsName:       "bucketfs:" + b.cfg.Bucket,
+			Name:         "bucketfs",
+			DirectMount:  true,
+			AllowOther:   b.cfg.AllowOther,
+			MaxWrite:     1 << 20,
+			MaxReadAhead: 1 << 20,
+			Debug:        b.cfg.FUSEDebug,
+			// O_TRUNC arrives with OPEN instead of a separate truncate, so
+			// an overwrite replaces the object only when its upload completes.
+			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
+			DisableXAttrs:     true,
+			Logger:            log.New(b.log.WriterLevel(logrus.DebugLevel), "", 0),
+		},
+	}
+	if b.cfg.ReadOnly {
+		// The kernel then refuses every change with EROFS before it reaches us.
+		opts.MountOptions.DirectMountFlags = syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_RDONLY
+	}
+	srv, err := gofs.Mount(mountpoint, root, opts)
+	if err != nil {
+		b.close()
+		return nil, fmt.Errorf("mounting %s: %w", mountpoint, err)
+	}
+	b.log.WithFields(logrus.Fields{"bucket": b.cfg.Bucket, "prefix": b.cfg.Prefix, "mountpoint": mountpoint}).Info("mounted")
+	return &Server{srv: srv, b: b, mountpoint: mountpoint}, nil
+}
+
+// Wait blocks until the mount ends (unmounted by us or by umount), then
+// releases the mount's resources.
+func (s *Server) Wait() {
+	s.srv.Wait()
+	s.b.close()
+}
+
+// Unmount unmounts, retrying briefly while the mount is busy.
+func (s *Server) Unmount() error {
+	var err error
+	for i := 0; i < 10; i++ {
+		if err = s.srv.Unmount(); err == nil {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("unmounting %s: %w", s.mountpoint, err)
+}

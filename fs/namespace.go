@@ -1,0 +1,188 @@
+package fs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"syscall"
+	"time"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+	"github.com/sirupsen/logrus"
+
+	"github.com/bucketfs/bucketfs/s3client"
+)
+
+var (
+	_ gofs.NodeMkdirer  = (*dirNode)(nil)
+	_ gofs.NodeRmdirer  = (*dirNode)(nil)
+	_ gofs.NodeUnlinker = (*dirNode)(nil)
+)
+
+func checkName(name string) syscall.Errno {
+	if len(name) > 255 {
+		return syscall.ENAMETOOLONG
+	}
+	if !validName(name) {
+		return syscall.EINVAL
+	}
+	return 0
+}
+
+// Create implements gofs.NodeCreater: a new file is an upload that starts
+// now and becomes the object when it completes. O_EXCL makes the upload
+// conditional (If-None-Match: *), so two mounts racing to create one name
+// cannot both succeed.
+func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
+	if d.b.cfg.ReadOnly {
+		return nil, nil, 0, syscall.EROFS
+	}
+	if errno := checkName(name); errno != 0 {
+		return nil, nil, 0, errno
+	}
+	if d.writerChild(name) != nil {
+		return nil, nil, 0, syscall.EBUSY
+	}
+	fn := &fileNode{b: d.b, key: d.key(name)}
+	fn.attr = entryAttr{mode: syscall.S_IFREG | mode&07777, uid: -1, gid: -1, mtime: time.Now()}
+	fn.attrAt = time.Now()
+	fn.mu.Lock()
+	h := fn.startWriteLocked(ctx, flags&syscall.O_EXCL != 0)
+	fn.mu.Unlock()
+	fn.fillEntry(out)
+	ch := d.NewInode(ctx, fn, gofs.StableAttr{Mode: syscall.S_IFREG})
+	return ch, h, fuse.FOPEN_DIRECT_IO, 0
+}
+
+// Unlink implements gofs.NodeUnlinker with one DeleteObject.
+func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	if d.b.cfg.ReadOnly {
+		return syscall.EROFS
+	}
+	if d.writerChild(name) != nil {
+		return syscall.EBUSY // its upload is still streaming (README: limits)
+	}
+	key := d.key(name)
+	a, errno := d.resolve(ctx, name)
+	if errno != 0 {
+		return errno
+	}
+	if a.isDir {
+		return syscall.EISDIR
+	}
+	if err := d.b.client.Delete(ctx, key); err != nil {
+		d.b.log.WithError(err).WithFields(logrus.Fields{"op": "unlink", "key": key}).Warn("delete failed")
+		return toErrno(err)
+	}
+	d.b.forget(key)
+	d.listingPut(name, nil)
+	return 0
+}
+
+// Mkdir implements gofs.NodeMkdirer: a "name/" marker object, written only
+// if none exists (If-None-Match), after checking that no file or directory
+// has the name. Two mounts racing on one mkdir cannot both succeed.
+func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if d.b.cfg.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	if errno := checkName(name); errno != 0 {
+		return nil, errno
+	}
+	key := d.key(name)
+	if _, errno := d.resolve(ctx, name); errno == 0 {
+		return nil, syscall.EEXIST
+	} else if errno != syscall.ENOENT {
+		return nil, errno
+	}
+	a := entryAttr{isDir: true, uid: -1, gid: -1, mode: syscall.S_IFDIR | mode&07777, marker: true, fromHead: true}
+	_, err := d.b.client.Put(ctx, key+"/", bytes.NewReader(nil), 0, s3client.PutOptions{IfNoneMatch: true, Metadata: a.withMeta()})
+	if err != nil {
+		if errors.Is(err, s3client.ErrPreconditionFailed) {
+			return nil, syscall.EEXIST
+		}
+		d.b.log.WithError(err).WithFields(logrus.Fields{"op": "mkdir", "key": key + "/"}).Warn("mkdir failed")
+		return nil, toErrno(err)
+	}
+	d.b.remember(key, a)
+	d.listingPut(name, &a)
+	ch := d.childInode(ctx, name, a, out)
+	if nd, ok := ch.Operations().(*dirNode); ok {
+		nd.setEmptyListing()
+	}
+	return ch, 0
+}
+
+// Rmdir implements gofs.NodeRmdirer: refuses a non-empty directory (one
+// LIST of at most two keys), then deletes the marker.
+func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	if d.b.cfg.ReadOnly {
+		return syscall.EROFS
+	}
+	key := d.key(name)
+	prefix := key + "/"
+	page, err := d.b.client.List(ctx, prefix, "", "", 2)
+	if err != nil {
+		return toErrno(err)
+	}
+	hasMarker := false
+	for _, o := range page.Objects {
+		if o.Key != prefix {
+			return syscall.ENOTEMPTY
+		}
+		hasMarker = true
+	}
+	if len(page.CommonPrefixes) > 0 || len(d.b.writersUnder(prefix)) > 0 {
+		return syscall.ENOTEMPTY
+	}
+	if !hasMarker {
+		// An implicit directory with nothing under it does not exist (or a
+		// file has the name).
+		if _, err := d.b.client.Head(ctx, key); err == nil {
+			return syscall.ENOTDIR
+		}
+		d.b.forget(key)
+		return syscall.ENOENT
+	}
+	if err := d.b.client.Delete(ctx, prefix); err != nil {
+		return toErrno(err)
+	}
+	d.b.forget(key)
+	d.listingPut(name, nil)
+	return 0
+}
+
+var _ gofs.NodeSymlinker = (*dirNode)(nil)
+
+// Symlink implements gofs.NodeSymlinker: an object whose body is the target
+// and whose x-amz-meta-mode marks a link, as s3fs stores them.
+func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if d.b.cfg.ReadOnly {
+		return nil, syscall.EROFS
+	}
+	if errno := checkName(name); errno != 0 {
+		return nil, errno
+	}
+	key := d.key(name)
+	if _, errno := d.resolve(ctx, name); errno == 0 {
+		return nil, syscall.EEXIST
+	}
+	a := entryAttr{mode: syscall.S_IFLNK | 0o777, uid: -1, gid: -1, size: int64(len(target)), mtime: time.Now(), mtimeSet: true, fromHead: true}
+	a.meta = a.withMeta()
+	etag, err := d.b.client.Put(ctx, key, strings.NewReader(target), int64(len(target)), s3client.PutOptions{Metadata: a.meta})
+	if err != nil {
+		return nil, toErrno(err)
+	}
+	a.etag = etag
+	d.b.remember(key, a)
+	d.listingPut(name, &a)
+	ch := d.childInode(ctx, name, a, out)
+	if fn, ok := nodeAsFile(ch); ok {
+		fn.mu.Lock()
+		fn.target = target
+		fn.mu.Unlock()
+	}
+	return ch, 0
+}

@@ -1,0 +1,301 @@
+package fs
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"syscall"
+
+	gofs "github.com/hanwen/go-fuse/v2/fs"
+	"github.com/sirupsen/logrus"
+
+	"github.com/bucketfs/bucketfs/s3client"
+)
+
+var _ gofs.NodeRenamer = (*dirNode)(nil)
+
+// Linux renameat2 flags.
+const (
+	renameNoReplace = 1 << 0
+	renameExchange  = 1 << 1
+)
+
+// renameConcurrency bounds the copies and deletes of one directory rename.
+const renameConcurrency = 16
+
+// Rename implements gofs.NodeRenamer.
+//
+// A file is a server-side copy then a delete; the source is deleted only
+// after the copy succeeded, so a failed rename loses nothing. A pending
+// attribute change rides in that copy (metadata REPLACE). A file still being
+// written is not copied: its upload's destination moves.
+//
+// A directory moves every object under its prefix: copies first (bounded
+// concurrency), deletes only after all succeeded; more than MaxRenameObjects
+// objects answers EXDEV, on which mv falls back to copy and delete.
+func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	if d.b.cfg.ReadOnly {
+		return syscall.EROFS
+	}
+	if flags&renameExchange != 0 {
+		return syscall.EINVAL
+	}
+	np, ok := newParent.(*dirNode)
+	if !ok {
+		return syscall.EXDEV
+	}
+	if errno := checkName(newName); errno != 0 {
+		return errno
+	}
+	src, dst := d.key(name), np.key(newName)
+	if src == dst {
+		return 0
+	}
+	var srcAttr entryAttr
+	child := d.GetChild(name)
+	if fn, ok := nodeAsFile(child); ok {
+		srcAttr, _, _ = fn.currentAttr()
+	} else {
+		a, errno := d.resolve(ctx, name)
+		if errno != 0 {
+			return errno
+		}
+		srcAttr = a
+	}
+	dstAttr, errno := np.resolve(ctx, newName)
+	dstExists := errno == 0
+	if errno != 0 && errno != syscall.ENOENT {
+		return errno
+	}
+	if np.writerChild(newName) != nil {
+		dstExists = true
+		dstAttr = entryAttr{}
+	}
+	if dstExists && flags&renameNoReplace != 0 {
+		return syscall.EEXIST
+	}
+	if srcAttr.isDir {
+		errno = d.renameDir(ctx, child, src, dst, dstExists, dstAttr)
+	} else {
+		if dstExists && dstAttr.isDir {
+			return syscall.EISDIR
+		}
+		errno = d.renameFile(ctx, child, src, dst, srcAttr)
+	}
+	if errno == 0 {
+		d.listingPut(name, nil)
+		if srcAttr.isDir {
+			np.dropListing()
+		} else {
+			moved := srcAttr
+			if fn, ok := nodeAsFile(child); ok {
+				moved, _, _ = fn.currentAttr()
+			}
+			np.listingPut(newName, &moved)
+		}
+	}
+	return errno
+}
+
+func nodeAsFile(ch *gofs.Inode) (*fileNode, bool) {
+	if ch == nil {
+		return nil, false
+	}
+	fn, ok := ch.Operations().(*fileNode)
+	return fn, ok
+}
+
+func (d *dirNode) renameFile(ctx context.Context, child *gofs.Inode, src, dst string, a entryAttr) syscall.Errno {
+	b := d.b
+	fn, _ := nodeAsFile(child)
+	if fn != nil {
+		fn.mu.Lock()
+		if w := fn.writer; w != nil {
+			// Still being written: move the upload's destination. If the
+			// upload has reached S3 already, finish moves the object.
+			_ = w.upload().SetKey(dst) // ErrKeyFixed: finish copies once
+			fn.key = dst
+			fn.mu.Unlock()
+			b.removeWriter(src, fn)
+			b.addWriter(dst, fn)
+			b.forget(src)
+			return 0
+		}
+		meta, carried := fn.takePendingLocked()
+		fn.mu.Unlock()
+		opts := s3client.CopyOptions{}
+		if carried {
+			if !a.fromHead {
+				info, err := b.client.Head(ctx, src)
+				if err != nil {
+					return toErrno(err)
+				}
+				for k, v := range info.Metadata {
+					if _, set := meta[k]; !set {
+						meta[k] = v
+					}
+				}
+				a.contentType = info.ContentType
+			}
+			opts = s3client.CopyOptions{ReplaceMetadata: meta, ContentType: a.contentType}
+		}
+		if errno := b.moveObject(ctx, src, dst, a.size, opts); errno != 0 {
+			if carried {
+				fn.mu.Lock()
+				fn.markPendingLocked()
+				fn.mu.Unlock()
+			}
+			return errno
+		}
+		fn.mu.Lock()
+		fn.key = dst
+		if carried {
+			fn.attr.meta, fn.attr.fromHead = meta, true
+		}
+		fn.attr.etag = "" // a new object
+		a = fn.attr
+		fn.mu.Unlock()
+	} else if errno := b.moveObject(ctx, src, dst, a.size, s3client.CopyOptions{}); errno != 0 {
+		return errno
+	}
+	b.forget(src)
+	b.remember(dst, a)
+	return 0
+}
+
+// moveObject copies src to dst, then deletes src.
+func (b *bucketFS) moveObject(ctx context.Context, src, dst string, size int64, opts s3client.CopyOptions) syscall.Errno {
+	if err := b.copyObject(ctx, src, dst, size, opts); err != nil {
+		b.log.WithError(err).WithFields(logrus.Fields{"op": "rename", "key": src, "to": dst, "code": s3client.Code(err)}).Warn("copy failed; nothing was moved")
+		return toErrno(err)
+	}
+	if err := b.client.Delete(ctx, src); err != nil {
+		b.log.WithError(err).WithFields(logrus.Fields{"op": "rename", "key": src, "to": dst}).Warn("copied, but deleting the source failed")
+		return toErrno(err)
+	}
+	return 0
+}
+
+func (d *dirNode) renameDir(ctx context.Context, child *gofs.Inode, src, dst string, dstExists bool, dstAttr entryAttr) syscall.Errno {
+	b := d.b
+	srcPrefix, dstPrefix := src+"/", dst+"/"
+	if strings.HasPrefix(dstPrefix, srcPrefix) {
+		return syscall.EINVAL // into itself
+	}
+	if dstExists {
+		if !dstAttr.isDir {
+			return syscall.ENOTDIR
+		}
+		page, err := b.client.List(ctx, dstPrefix, "", "", 2)
+		if err != nil {
+			return toErrno(err)
+		}
+		for _, o := range page.Objects {
+			if o.Key != dstPrefix {
+				return syscall.ENOTEMPTY
+			}
+		}
+	}
+	if b.hasWritersUnder(srcPrefix) {
+		return syscall.EBUSY
+	}
+	var objs []s3client.ObjectInfo
+	token := ""
+	for {
+		page, err := b.client.List(ctx, srcPrefix, "", token, 1000)
+		if err != nil {
+			return toErrno(err)
+		}
+		objs = append(objs, page.Objects...)
+		if len(objs) > b.cfg.MaxRenameObjects {
+			return syscall.EXDEV
+		}
+		if page.NextToken == "" {
+			break
+		}
+		token = page.NextToken
+	}
+	// Copy everything first.
+	copied := make([]string, 0, len(objs))
+	var mu sync.Mutex // guards copied and firstErr
+	var firstErr error
+	forEach(len(objs), func(i int) {
+		o := objs[i]
+		to := dstPrefix + strings.TrimPrefix(o.Key, srcPrefix)
+		err := b.copyObject(ctx, o.Key, to, o.Size, s3client.CopyOptions{})
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			return
+		}
+		copied = append(copied, to)
+	})
+	if firstErr != nil {
+		b.log.WithError(firstErr).WithFields(logrus.Fields{"op": "rename", "key": srcPrefix, "to": dstPrefix}).Warn("directory rename failed while copying; removing the copies")
+		_ = b.deleteKeys(context.WithoutCancel(ctx), copied)
+		return toErrno(firstErr)
+	}
+	old := make([]string, len(objs))
+	for i, o := range objs {
+		old[i] = o.Key
+	}
+	if err := b.deleteKeys(ctx, old); err != nil {
+		return toErrno(err)
+	}
+	if child != nil {
+		if cd, ok := child.Operations().(*dirNode); ok {
+			cd.rekey(srcPrefix, dstPrefix)
+		}
+	}
+	b.lookups.Clear()
+	return 0
+}
+
+// rekey moves a directory's in-memory subtree from one prefix to another.
+func (d *dirNode) rekey(from, to string) {
+	d.mu.Lock()
+	d.prefix = to + strings.TrimPrefix(d.prefix, from)
+	d.listing = nil
+	d.mu.Unlock()
+	for _, ch := range d.Children() {
+		switch n := ch.Operations().(type) {
+		case *dirNode:
+			n.rekey(from, to)
+		case *fileNode:
+			n.mu.Lock()
+			n.key = to + strings.TrimPrefix(n.key, from)
+			n.mu.Unlock()
+		}
+	}
+}
+
+// deleteKeys deletes keys in batches of 1,000.
+func (b *bucketFS) deleteKeys(ctx context.Context, keys []string) error {
+	for len(keys) > 0 {
+		n := min(len(keys), 1000)
+		if err := b.client.DeleteMany(ctx, keys[:n]); err != nil {
+			return err
+		}
+		keys = keys[n:]
+	}
+	return nil
+}
+
+// forEach runs f(0..n-1) with at most renameConcurrency at once.
+func forEach(n int, f func(i int)) {
+	sem := make(chan struct{}, renameConcurrency)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			f(i)
+		}(i)
+	}
+	wg.Wait()
+}
