@@ -102,8 +102,18 @@ func StartMinIO(t testing.TB) *Server {
 }
 
 // Start starts MinIO from bin with its data in dir, logging to logw, and
-// waits until it answers. The caller must call Stop.
+// waits until it answers. It dies with this process; the caller must call Stop.
 func Start(bin, dir string, logw io.Writer) (*Server, error) {
+	return start(bin, dir, logw, false)
+}
+
+// StartDetached is Start for a server that outlives this process (make
+// demo): stop it later by its PID.
+func StartDetached(bin, dir string, logw io.Writer) (*Server, error) {
+	return start(bin, dir, logw, true)
+}
+
+func start(bin, dir string, logw io.Writer, detached bool) (*Server, error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		port, err := freePort()
@@ -128,6 +138,9 @@ func Start(bin, dir string, logw io.Writer) (*Server, error) {
 		// Its own process group, so a test's signal to us does not reach it
 		// before we stop it ourselves.
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+		if detached {
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		}
 		if err := cmd.Start(); err != nil {
 			return nil, fmt.Errorf("starting %s: %w", bin, err)
 		}
