@@ -80,6 +80,9 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
 		o.UsePathStyle = cfg.ForcePathStyle
+		// A multipart object has no whole-object checksum to validate a
+		// ranged GET against; the SDK would warn on every such read.
+		o.DisableLogOutputChecksumValidationSkipped = true
 		o.HTTPClient = &http.Client{Transport: rt}
 		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
 			so.MaxAttempts = maxAttempts
