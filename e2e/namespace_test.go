@@ -98,10 +98,23 @@ func compareTrees(t testing.TB, want, got []string) {
 // then tar c, all through the mount, with modes and mtimes kept, and every
 // attribute surviving an unmount and remount.
 func TestCopyTools(t *testing.T) {
+	t.Run("default ttl", func(t *testing.T) { testCopyTools(t, 0) })
+	// A TTL shorter than the tools' runs: listings expire while they work,
+	// so attributes learned by HEAD and our own writes must survive a
+	// listing's poorer view of the same objects.
+	t.Run("ttl 300ms", func(t *testing.T) { testCopyTools(t, 300*time.Millisecond) })
+}
+
+func testCopyTools(t *testing.T, ttl time.Duration) {
 	requireFUSE(t)
 	srv := s3test.StartMinIO(t)
 	bucket, _ := srv.Bucket(t)
-	m := mountBucket(t, srv, bucket)
+	withTTL := func(c *bfs.Config) {
+		if ttl > 0 {
+			c.MetadataTTL = ttl
+		}
+	}
+	m := mountBucket(t, srv, bucket, withTTL)
 	src := filepath.Join(t.TempDir(), "src")
 	makeTree(t, src, true)
 	want := treeState(t, src)
@@ -149,7 +162,7 @@ func TestCopyTools(t *testing.T) {
 	t.Run("survives remount", func(t *testing.T) {
 		time.Sleep(3 * time.Second) // past attrDelay: pending changes are applied
 		m.Unmount(t)
-		m2 := mountBucket(t, srv, bucket)
+		m2 := mountBucket(t, srv, bucket, withTTL)
 		// stat each path by name, as a fresh mount answers a lookup: HEAD.
 		for _, line := range want {
 			rel := strings.Fields(line)[0]

@@ -44,10 +44,17 @@ type entryAttr struct {
 	contentType string
 }
 
-// sameObject says whether a and o describe the same version of an object,
-// so that what a HEAD learned of o still holds for a listing's a.
-func (a entryAttr) sameObject(o entryAttr) bool {
-	return a.etag != "" && a.etag == o.etag && a.size == o.size && a.modified.Equal(o.modified)
+// describes says whether a (what a HEAD or our own write learned) still
+// describes the object a listing shows as listed, so that a's metadata holds
+// for it. ETag and size must match. LastModified is compared in whole
+// seconds, because HEAD gives it with second precision and a listing with
+// milliseconds; a zero a.modified (an object we just wrote or copied, whose
+// LastModified S3 did not tell us) matches on ETag and size alone.
+func (a entryAttr) describes(listed entryAttr) bool {
+	if a.etag == "" || a.etag != listed.etag || a.size != listed.size {
+		return false
+	}
+	return a.modified.IsZero() || a.modified.Unix() == listed.modified.Unix()
 }
 
 // withMeta returns a's metadata with the attribute keys set from a.

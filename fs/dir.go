@@ -134,7 +134,7 @@ func (d *dirNode) resolve(ctx context.Context, name string) (entryAttr, syscall.
 		if !ok {
 			return entryAttr{}, syscall.ENOENT
 		}
-		if r, hit := d.b.lookups.Get(key); hit && r.found && r.attr.isDir == a.isDir && (a.isDir || r.attr.sameObject(a) || !a.fromHead && r.attr.fromHead && r.attr.etag == "") {
+		if r, hit := d.b.lookups.Get(key); hit && r.found && r.attr.isDir == a.isDir && (a.isDir || r.attr.describes(a) || !a.fromHead && r.attr.fromHead && r.attr.etag == "") {
 			a = r.attr // a HEAD or a change through this mount knows more
 		}
 		return a, 0
@@ -232,9 +232,19 @@ func (d *dirNode) childInode(ctx context.Context, name string, a entryAttr, out 
 				return ch
 			}
 		case *fileNode:
+			if a.isDir {
+				break
+			}
+			// A listing does not say whether an object is a link; what
+			// the node learned of the same object does.
+			n.mu.Lock()
+			if !a.fromHead && n.attr.fromHead && n.attr.describes(a) {
+				a.mode = n.attr.mode
+			}
+			n.mu.Unlock()
 			wantLink := a.mode&syscall.S_IFMT == syscall.S_IFLNK
 			isLink := ch.StableAttr().Mode&syscall.S_IFMT == syscall.S_IFLNK
-			if !a.isDir && wantLink == isLink {
+			if wantLink == isLink {
 				n.setAttr(a)
 				n.fillEntry(out)
 				return ch

@@ -46,17 +46,22 @@ var (
 // costs a copy of its own.
 const attrDelay = 2 * time.Second
 
-// setAttr records what S3 says of the object. A listing (no metadata) of an
-// unchanged object keeps what a HEAD or our own write learned, and pending
-// changes are never overwritten by S3's older view.
-func (f *fileNode) setAttr(a entryAttr) {
+// setAttr records what S3 says of the object and returns the attributes the
+// file now has. A listing (no metadata) of an unchanged object keeps what a
+// HEAD or our own write learned, and pending changes are never overwritten
+// by S3's older view.
+func (f *fileNode) setAttr(a entryAttr) entryAttr {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.pending || (!a.fromHead && f.attr.fromHead && a.sameObject(f.attr)) {
+	if f.pending || (!a.fromHead && f.attr.fromHead && f.attr.describes(a)) {
+		if f.attr.modified.IsZero() && !a.fromHead && f.attr.etag == a.etag {
+			f.attr.modified = a.modified // learned from the listing
+		}
 		f.attrAt = time.Now()
-		return
+		return f.attr
 	}
 	f.attr, f.attrAt = a, time.Now()
+	return f.attr
 }
 
 func (f *fileNode) writing() bool {
@@ -221,13 +226,14 @@ func (f *fileNode) applyPending(ctx context.Context) error {
 			meta[k] = v
 		}
 	}
-	if err := f.b.copyObject(ctx, key, key, a.size, s3client.CopyOptions{ReplaceMetadata: meta, ContentType: a.contentType}); err != nil {
+	etag, err := f.b.copyObject(ctx, key, key, a.size, s3client.CopyOptions{ReplaceMetadata: meta, ContentType: a.contentType})
+	if err != nil {
 		f.b.log.WithError(err).WithFields(logrus.Fields{"op": "setattr", "key": key, "code": s3client.Code(err)}).Error("attribute change not applied")
 		return err
 	}
 	f.mu.Lock()
 	f.attr.meta, f.attr.fromHead = meta, true
-	f.attr.etag = "" // the copy made a new version; a listing will not match it
+	f.attr.etag, f.attr.modified = etag, time.Time{} // a new version
 	f.attrAt = time.Now()
 	f.mu.Unlock()
 	return nil
@@ -253,6 +259,7 @@ func (f *fileNode) truncateToZero(ctx context.Context) syscall.Errno {
 	}
 	f.mu.Lock()
 	f.attr.size, f.attr.etag, f.attr.meta, f.attr.fromHead = 0, etag, meta, true
+	f.attr.modified = time.Time{}
 	if f.pending {
 		f.takePendingLocked() // the new object carries them
 	}

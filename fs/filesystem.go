@@ -264,28 +264,29 @@ const maxCopySize = 5 << 30
 const copyPartSize = 512 << 20
 
 // copyObject copies src to dst on the server: one CopyObject up to 5 GiB,
-// a parallel multipart copy (UploadPartCopy) above.
-func (b *bucketFS) copyObject(ctx context.Context, src, dst string, size int64, opts s3client.CopyOptions) error {
+// a parallel multipart copy (UploadPartCopy) above. It returns the new
+// object's ETag, so that a later listing is recognised as the same object.
+func (b *bucketFS) copyObject(ctx context.Context, src, dst string, size int64, opts s3client.CopyOptions) (string, error) {
 	if size <= maxCopySize && size <= b.cfg.MultipartCopyThreshold {
 		return b.client.Copy(ctx, src, dst, opts)
 	}
 	return b.multipartCopy(ctx, src, dst, size, opts)
 }
 
-func (b *bucketFS) multipartCopy(ctx context.Context, src, dst string, size int64, opts s3client.CopyOptions) error {
+func (b *bucketFS) multipartCopy(ctx context.Context, src, dst string, size int64, opts s3client.CopyOptions) (string, error) {
 	meta := opts.ReplaceMetadata
 	contentType := opts.ContentType
 	if meta == nil {
 		info, err := b.client.Head(ctx, src)
 		if err != nil {
-			return err
+			return "", err
 		}
 		meta, contentType = info.Metadata, info.ContentType
 	}
 	putOpts := s3client.PutOptions{Metadata: meta, ContentType: contentType, CopiedParts: true}
 	id, err := b.client.CreateMultipartUpload(ctx, dst, putOpts)
 	if err != nil {
-		return err
+		return "", err
 	}
 	partSize := int64(copyPartSize)
 	for size/partSize >= 10000 {
@@ -325,13 +326,14 @@ func (b *bucketFS) multipartCopy(ctx context.Context, src, dst string, size int6
 	close(errs)
 	if err := <-errs; err != nil {
 		b.abortUpload(dst, id)
-		return err
+		return "", err
 	}
-	if _, err := b.client.CompleteMultipartUpload(ctx, dst, id, parts, s3client.PutOptions{}); err != nil {
+	etag, err := b.client.CompleteMultipartUpload(ctx, dst, id, parts, s3client.PutOptions{})
+	if err != nil {
 		b.abortUpload(dst, id)
-		return err
+		return "", err
 	}
-	return nil
+	return etag, nil
 }
 
 func (b *bucketFS) abortUpload(key, id string) {

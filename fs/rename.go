@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/sirupsen/logrus"
@@ -110,7 +111,7 @@ func (d *dirNode) renameFile(ctx context.Context, child *gofs.Inode, src, dst st
 	fn, _ := nodeAsFile(child)
 	if fn != nil {
 		fn.mu.Lock()
-		if w := fn.writer; w != nil {
+		if w := fn.writer; w != nil && !w.emptyPublished.Load() {
 			// Still being written: move the upload's destination. If the
 			// upload has reached S3 already, finish moves the object.
 			_ = w.upload().SetKey(dst) // ErrKeyFixed: finish copies once
@@ -139,7 +140,8 @@ func (d *dirNode) renameFile(ctx context.Context, child *gofs.Inode, src, dst st
 			}
 			opts = s3client.CopyOptions{ReplaceMetadata: meta, ContentType: a.contentType}
 		}
-		if errno := b.moveObject(ctx, src, dst, a.size, opts); errno != 0 {
+		etag, errno := b.moveObject(ctx, src, dst, a.size, opts)
+		if errno != 0 {
 			if carried {
 				fn.mu.Lock()
 				fn.markPendingLocked()
@@ -149,31 +151,43 @@ func (d *dirNode) renameFile(ctx context.Context, child *gofs.Inode, src, dst st
 		}
 		fn.mu.Lock()
 		fn.key = dst
+		if fn.writer != nil {
+			// An open handle whose empty object was published: later
+			// writes upload at the new name.
+			b.removeWriter(src, fn)
+			b.addWriter(dst, fn)
+		}
 		if carried {
 			fn.attr.meta, fn.attr.fromHead = meta, true
 		}
-		fn.attr.etag = "" // a new object
+		fn.attr.etag, fn.attr.modified = etag, time.Time{} // a new object
 		a = fn.attr
 		fn.mu.Unlock()
-	} else if errno := b.moveObject(ctx, src, dst, a.size, s3client.CopyOptions{}); errno != 0 {
-		return errno
+	} else {
+		etag, errno := b.moveObject(ctx, src, dst, a.size, s3client.CopyOptions{})
+		if errno != 0 {
+			return errno
+		}
+		a.etag, a.modified = etag, time.Time{}
 	}
 	b.forget(src)
 	b.remember(dst, a)
 	return 0
 }
 
-// moveObject copies src to dst, then deletes src.
-func (b *bucketFS) moveObject(ctx context.Context, src, dst string, size int64, opts s3client.CopyOptions) syscall.Errno {
-	if err := b.copyObject(ctx, src, dst, size, opts); err != nil {
+// moveObject copies src to dst, then deletes src, and returns the new
+// object's ETag.
+func (b *bucketFS) moveObject(ctx context.Context, src, dst string, size int64, opts s3client.CopyOptions) (string, syscall.Errno) {
+	etag, err := b.copyObject(ctx, src, dst, size, opts)
+	if err != nil {
 		b.log.WithError(err).WithFields(logrus.Fields{"op": "rename", "key": src, "to": dst, "code": s3client.Code(err)}).Warn("copy failed; nothing was moved")
-		return toErrno(err)
+		return "", toErrno(err)
 	}
 	if err := b.client.Delete(ctx, src); err != nil {
 		b.log.WithError(err).WithFields(logrus.Fields{"op": "rename", "key": src, "to": dst}).Warn("copied, but deleting the source failed")
-		return toErrno(err)
+		return "", toErrno(err)
 	}
-	return 0
+	return etag, 0
 }
 
 func (d *dirNode) renameDir(ctx context.Context, child *gofs.Inode, src, dst string, dstExists bool, dstAttr entryAttr) syscall.Errno {
@@ -222,7 +236,7 @@ func (d *dirNode) renameDir(ctx context.Context, child *gofs.Inode, src, dst str
 	forEach(len(objs), func(i int) {
 		o := objs[i]
 		to := dstPrefix + strings.TrimPrefix(o.Key, srcPrefix)
-		err := b.copyObject(ctx, o.Key, to, o.Size, s3client.CopyOptions{})
+		_, err := b.copyObject(ctx, o.Key, to, o.Size, s3client.CopyOptions{})
 		mu.Lock()
 		defer mu.Unlock()
 		if err != nil {

@@ -43,8 +43,9 @@ type writeHandle struct {
 	finishErr error      // the completion's result, returned to later flushes
 	lastWrite time.Time  // for mtime while writing
 	// emptyPublished is true when a flush before any write completed an
-	// empty object and no write has come since.
-	emptyPublished bool
+	// empty object and no write has come since. Written with mu held; read
+	// without it by a rename (which holds the node's lock, taken after mu).
+	emptyPublished atomic.Bool
 }
 
 var (
@@ -88,12 +89,12 @@ func (h *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32
 	if h.finished {
 		return 0, syscall.EIO
 	}
-	if h.emptyPublished {
+	if h.emptyPublished.Load() {
 		// Writes after an early flush (dd dup2s its output and closes the
-		// original first): a new upload replaces the empty object.
-		old := h.upload()
-		h.up.Store(h.node.b.up.Start(old.Key(), h.node.uploadOptions(false)))
-		h.emptyPublished = false
+		// original first): a new upload replaces the empty object, at the
+		// file's current name (a rename may have moved it meanwhile).
+		h.up.Store(h.node.b.up.Start(h.node.currentKey(), h.node.uploadOptions(false)))
+		h.emptyPublished.Store(false)
 	}
 	if err := h.upload().Err(); err != nil {
 		return 0, syscall.EIO
@@ -177,17 +178,19 @@ func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
 		// No write yet: publish the (empty) file so that close() of an empty
 		// file tells the truth, but keep the handle open for writes that a
 		// dup'd descriptor may still send.
-		if h.emptyPublished {
+		if h.emptyPublished.Load() {
 			return 0
 		}
 		if errno := toErrno(h.finish(ctx)); errno != 0 {
 			return errno
 		}
-		h.finished, h.emptyPublished = false, true
+		h.finished = false
+		h.emptyPublished.Store(true)
 		h.node.mu.Lock()
 		h.node.writer = h
+		key := h.node.key
 		h.node.mu.Unlock()
-		h.node.b.addWriter(h.upload().Key(), h.node)
+		h.node.b.addWriter(key, h.node)
 		return 0
 	}
 	if c, ok := fuse.FromContext(ctx); ok && processOf(c.Pid) != h.writerPid {
@@ -201,7 +204,7 @@ func (h *writeHandle) Flush(ctx context.Context) syscall.Errno {
 func (h *writeHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.finished || h.emptyPublished {
+	if h.finished || h.emptyPublished.Load() {
 		return toErrno(h.finishErr)
 	}
 	return toErrno(h.finish(ctx))
@@ -211,14 +214,15 @@ func (h *writeHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 func (h *writeHandle) Release(ctx context.Context) syscall.Errno {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.emptyPublished {
+	if h.emptyPublished.Load() {
 		h.finished = true
 		h.node.mu.Lock()
 		if h.node.writer == h {
 			h.node.writer = nil
 		}
+		key := h.node.key
 		h.node.mu.Unlock()
-		h.node.b.removeWriter(h.upload().Key(), h.node)
+		h.node.b.removeWriter(key, h.node)
 		return 0
 	}
 	if !h.finished {
@@ -247,7 +251,7 @@ func (h *writeHandle) finish(ctx context.Context) error {
 	nodeKey := n.key
 	if err == nil {
 		n.attr.size = res.Size
-		n.attr.etag = res.ETag
+		n.attr.etag, n.attr.modified = res.ETag, time.Time{}
 		if !n.attr.mtimeSet {
 			n.attr.mtime = time.Now()
 		}
@@ -260,7 +264,13 @@ func (h *writeHandle) finish(ctx context.Context) error {
 	b.removeWriter(uploadKey, n)
 	b.removeWriter(nodeKey, n)
 	if err == nil && nodeKey != uploadKey {
-		err = h.moveCompleted(ctx, uploadKey, nodeKey, a)
+		var etag string
+		if etag, err = h.moveCompleted(ctx, uploadKey, nodeKey, a); err == nil {
+			n.mu.Lock()
+			n.attr.etag = etag
+			a = n.attr
+			n.mu.Unlock()
+		}
 	}
 	h.finishErr = err
 	if err != nil {
@@ -293,7 +303,7 @@ func (h *writeHandle) finish(ctx context.Context) error {
 
 // moveCompleted moves a just-completed object to the key its file was
 // renamed to while it was being written, with its current attributes.
-func (h *writeHandle) moveCompleted(ctx context.Context, from, to string, a entryAttr) error {
+func (h *writeHandle) moveCompleted(ctx context.Context, from, to string, a entryAttr) (string, error) {
 	b := h.node.b
 	ctx = context.WithoutCancel(ctx)
 	h.node.mu.Lock()
@@ -303,12 +313,13 @@ func (h *writeHandle) moveCompleted(ctx context.Context, from, to string, a entr
 	if meta != nil {
 		opts = s3client.CopyOptions{ReplaceMetadata: meta, ContentType: a.contentType}
 	}
-	if err := b.copyObject(ctx, from, to, a.size, opts); err != nil {
-		return err
+	etag, err := b.copyObject(ctx, from, to, a.size, opts)
+	if err != nil {
+		return "", err
 	}
 	if err := b.client.Delete(ctx, from); err != nil {
-		return err
+		return "", err
 	}
 	b.forget(from)
-	return nil
+	return etag, nil
 }

@@ -84,7 +84,7 @@ type API interface {
 	// ListMultipartUploads lists the upload IDs in progress under prefix.
 	ListMultipartUploads(ctx context.Context, prefix string) ([]string, error)
 	// Copy copies src to dst on the server (up to 5 GiB).
-	Copy(ctx context.Context, src, dst string, opts CopyOptions) error
+	Copy(ctx context.Context, src, dst string, opts CopyOptions) (string, error)
 	// UploadPartCopy copies bytes [first, last] of src into part number of an upload.
 	UploadPartCopy(ctx context.Context, src, key, uploadID string, number int32, first, last int64) (CompletedPart, error)
 	// Delete removes a key; deleting a missing key succeeds, as in S3.

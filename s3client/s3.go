@@ -380,7 +380,7 @@ func (c *Client) ListMultipartUploads(ctx context.Context, prefix string) ([]str
 }
 
 // Copy implements API.
-func (c *Client) Copy(ctx context.Context, src, dst string, opts CopyOptions) error {
+func (c *Client) Copy(ctx context.Context, src, dst string, opts CopyOptions) (string, error) {
 	in := &s3.CopyObjectInput{
 		Bucket:     &c.bucket,
 		Key:        &dst,
@@ -395,12 +395,14 @@ func (c *Client) Copy(ctx context.Context, src, dst string, opts CopyOptions) er
 	}
 	out, err := c.s3.CopyObject(ctx, in)
 	if err != nil {
-		return wrapError("CopyObject", dst, err)
+		return "", wrapError("CopyObject", dst, err)
 	}
+	// Like CompleteMultipartUpload, CopyObject may answer 200 with an error
+	// in the body; the SDK reports those, and a missing result is one too.
 	if out.CopyObjectResult == nil {
-		return wrapError("CopyObject", dst, ErrEmptyResult)
+		return "", wrapError("CopyObject", dst, ErrEmptyResult)
 	}
-	return nil
+	return aws.ToString(out.CopyObjectResult.ETag), nil
 }
 
 // Delete implements API.
