@@ -1,8 +1,8 @@
 package fs
 
 import (
-	"math"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -105,31 +105,25 @@ func attrFromObject(size int64, lastModified time.Time, etag string, meta map[st
 }
 
 // parseMtime reads x-amz-meta-mtime: s3fs writes whole seconds, rclone
-// seconds with a fraction ("1700000000.123456789").
+// seconds with a fraction ("1700000000.123456789"). Both parts are read as
+// integers: a float64 cannot hold nanoseconds at today's epoch.
 func parseMtime(v string) (time.Time, bool) {
-	f, err := strconv.ParseFloat(v, 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+	secText, fracText, _ := strings.Cut(v, ".")
+	sec, err := strconv.ParseInt(secText, 10, 64)
+	if err != nil {
 		return time.Time{}, false
 	}
-	sec, frac := math.Modf(f)
-	// Parse the fraction from the text to keep nanosecond precision.
-	nsec := int64(math.Round(frac * 1e9))
-	for i := 0; i < len(v); i++ {
-		if v[i] == '.' {
-			digits := v[i+1:]
-			if len(digits) > 9 {
-				digits = digits[:9]
-			}
-			for len(digits) < 9 {
-				digits += "0"
-			}
-			if n, err := strconv.ParseInt(digits, 10, 64); err == nil {
-				nsec = n
-			}
-			break
+	var nsec int64
+	if fracText != "" {
+		if len(fracText) > 9 {
+			fracText = fracText[:9]
+		}
+		fracText += strings.Repeat("0", 9-len(fracText))
+		if nsec, err = strconv.ParseInt(fracText, 10, 64); err != nil || nsec < 0 {
+			return time.Time{}, false
 		}
 	}
-	return time.Unix(int64(sec), nsec), true
+	return time.Unix(sec, nsec), true
 }
 
 // formatMtime writes x-amz-meta-mtime in rclone's format, which s3fs also reads.
