@@ -320,6 +320,15 @@ func TestReadLargeObject(t *testing.T) {
 			t.Fatalf("cp copy differs")
 		}
 	})
+	t.Run("mmap", func(t *testing.T) {
+		// Read handles use direct I/O; mmap must still work (git maps
+		// its pack files, binaries are mapped to run).
+		for _, flags := range []int{syscall.MAP_PRIVATE, syscall.MAP_SHARED} {
+			if got := mmapSHA(t, m.Path("big.bin"), flags); got != want {
+				t.Fatalf("mmap (flags %#x): got %q, want sha %s", flags, got, want)
+			}
+		}
+	})
 	t.Run("random", func(t *testing.T) {
 		f, err := os.Open(m.Path("big.bin"))
 		if err != nil {
@@ -348,6 +357,47 @@ func TestReadLargeObject(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestRandomReadCost: a random read costs one GET, whether it is small or
+// a 1 MiB read the kernel cuts into several FUSE reads; it does not start
+// sequential read-ahead.
+func TestRandomReadCost(t *testing.T) {
+	requireFUSE(t)
+	srv := s3test.StartMinIO(t)
+	bucket, c := srv.Bucket(t)
+	data := randomBytes(3, 256<<20)
+	if _, err := c.Put(context.Background(), "random.bin", bytes.NewReader(data), int64(len(data)), s3client.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	m := mountBucket(t, srv, bucket)
+	f, err := os.Open(m.Path("random.bin"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := rand.New(rand.NewPCG(11, 11))
+	for _, size := range []int{4 << 10, 1 << 20} {
+		const reads = 100
+		buf := make([]byte, size)
+		m.Counter.Reset()
+		for i := 0; i < reads; i++ {
+			off := r.Int64N(int64(len(data) - size))
+			if _, err := f.ReadAt(buf, off); err != nil {
+				t.Fatalf("read %d at %d: %v", size, off, err)
+			}
+			if !bytes.Equal(buf, data[off:off+int64(size)]) {
+				t.Fatalf("read %d at %d: bytes differ", size, off)
+			}
+		}
+		gets := m.Counter.Snapshot()["GetObject"]
+		t.Logf("%d random reads of %d bytes: %d GETs", reads, size, gets)
+		// The first read of a size may cost a few while the handle learns
+		// how long the application's reads are.
+		if gets > reads+4 {
+			t.Errorf("%d random reads of %d bytes cost %d GETs; want about one each", reads, size, gets)
+		}
+	}
 }
 
 // TestReadOnly: a --read-only mount refuses every change with EROFS.

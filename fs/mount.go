@@ -43,7 +43,9 @@ func Mount(mountpoint string, cfg Config) (*Server, error) {
 			Debug:        b.cfg.FUSEDebug,
 			// O_TRUNC arrives with OPEN instead of a separate truncate, so
 			// an overwrite replaces the object only when its upload completes.
-			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC,
+			// Read handles use direct I/O (see fileNode.Open); the kernel
+			// still allows mmap of them (Linux 6.6 and later).
+			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC | fuse.CAP_DIRECT_IO_ALLOW_MMAP,
 			DisableXAttrs:     true,
 			Logger:            log.New(b.log.WriterLevel(logrus.DebugLevel), "", 0),
 		},

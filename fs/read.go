@@ -15,7 +15,15 @@ import (
 // readHandle serves reads of one open file with ranged GETs. A sequential
 // reader gets parallel read-ahead: blocks of readBlockSize fetched ahead of
 // it, the window doubling while the reads stay sequential, up to ReadAhead
-// bytes. A random read is one GET of exactly the bytes asked for.
+// bytes.
+//
+// A random read is one GET. The kernel cuts an application's read into FUSE
+// reads of at most 128 KiB, so a 1 MiB pread arrives as a run of about nine
+// contiguous reads, which must not look like a sequential scan. The handle
+// learns the length of the last run of contiguous reads and fetches that much
+// (plus a quarter) in one GET when a read jumps elsewhere: the reads of the
+// run are then served from that block. Only a run that goes on past it
+// starts read-ahead.
 //
 // The handle owns its prefetch goroutines: each fetches one block and ends;
 // Release cancels those still running.
@@ -32,6 +40,8 @@ type readHandle struct {
 	nextFetch int64        // where the next prefetched block starts
 	window    int          // blocks to keep ahead of the reader
 	lastEnd   int64        // end of the last read served, to tell sequential access
+	runStart  int64        // where the current run of contiguous reads began
+	runLen    int64        // length of the last finished run: what a random read fetches
 }
 
 var (
@@ -77,24 +87,36 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	h.mu.Lock()
 	defer h.mu.Unlock()
 
-	if !h.covers(off) {
+	switch {
+	case h.covers(off, want):
+	case h.covers(off, 1):
+		// The read starts in the blocks and runs past them: fetch the
+		// rest next to them, in blocks while streaming, else exactly.
+		for h.nextFetch < off+want {
+			n := off + want - h.nextFetch
+			if h.window > 0 {
+				n = readBlockSize
+			}
+			h.fetchAhead(min(n, readBlockSize, h.size-h.nextFetch))
+		}
+	default:
 		sequential := off == h.lastEnd || (off > h.lastEnd && off-h.lastEnd <= reorderSlack && h.window > 0)
 		h.dropAll()
-		if !sequential {
-			// Random access: one GET of exactly what was asked.
-			h.window = 0
-			h.lastEnd = off + want
-			n, err := h.readDirect(ctx, dest[:want], off)
-			if err != nil {
-				return nil, toErrno(err)
-			}
-			return fuse.ReadResultData(dest[:n]), 0
-		}
 		h.nextFetch = off
-		if h.window == 0 {
-			h.window = 1
+		if sequential {
+			if h.window == 0 {
+				h.window = 1
+			}
+			h.fill()
+		} else {
+			// Random access: one GET of the run this read likely starts.
+			if run := h.lastEnd - h.runStart; run > 0 {
+				h.runLen = run
+			}
+			h.runStart = off
+			h.window = 0
+			h.fetchAhead(h.randomFetchSize(off, want))
 		}
-		h.fill()
 	}
 	n, err := h.copyFromBlocks(ctx, dest[:want], off)
 	if err != nil {
@@ -114,9 +136,18 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	return fuse.ReadResultData(dest[:n]), 0
 }
 
-// covers says whether a prefetched block holds off.
-func (h *readHandle) covers(off int64) bool {
-	return len(h.blocks) > 0 && off >= h.blocks[0].off && off < h.nextFetch
+// covers says whether the blocks, fetched or in flight, hold [off, off+n).
+func (h *readHandle) covers(off, n int64) bool {
+	return len(h.blocks) > 0 && off >= h.blocks[0].off && off+n <= h.nextFetch
+}
+
+// randomFetchSize is what a random read of want bytes at off fetches: the
+// last run's length and a quarter more (the kernel's own read-ahead may
+// extend a run a little), at least want, at most one block.
+func (h *readHandle) randomFetchSize(off, want int64) int64 {
+	n := max(want, h.runLen+h.runLen/4)
+	n = (n + 4095) &^ 4095
+	return min(n, readBlockSize, h.size-off)
 }
 
 // fill starts blocks until window blocks lie at or after the reader.
@@ -128,18 +159,19 @@ func (h *readHandle) fill() {
 		}
 	}
 	for ahead < h.window && h.nextFetch < h.size {
-		n := int64(readBlockSize)
-		if h.nextFetch+n > h.size {
-			n = h.size - h.nextFetch
-		}
-		blk := &readBlock{off: h.nextFetch, n: n, buf: h.b.blocks.Get().(*[]byte), done: make(chan struct{})}
-		ctx, cancel := context.WithCancel(h.ctx)
-		blk.cancel = cancel
-		go h.fetch(ctx, blk)
-		h.blocks = append(h.blocks, blk)
-		h.nextFetch += n
+		h.fetchAhead(min(readBlockSize, h.size-h.nextFetch))
 		ahead++
 	}
+}
+
+// fetchAhead starts fetching the n bytes at nextFetch as one block.
+func (h *readHandle) fetchAhead(n int64) {
+	blk := &readBlock{off: h.nextFetch, n: n, buf: h.b.blocks.Get().(*[]byte), done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(h.ctx)
+	blk.cancel = cancel
+	go h.fetch(ctx, blk)
+	h.blocks = append(h.blocks, blk)
+	h.nextFetch += n
 }
 
 // fetch reads one block; it is the block's only writer until done closes.
@@ -168,14 +200,6 @@ func (h *readHandle) readRange(ctx context.Context, buf []byte, off int64) (int,
 		return n, fmt.Errorf("reading %q at %d: got %d of %d bytes: %w", h.key, off, n, len(buf), err)
 	}
 	return n, nil
-}
-
-func (h *readHandle) readDirect(ctx context.Context, buf []byte, off int64) (int, error) {
-	n, err := h.readRange(ctx, buf, off)
-	if err != nil {
-		h.b.log.WithError(err).WithFields(logrus.Fields{"op": "read", "key": h.key, "offset": off}).Warn("read failed")
-	}
-	return n, err
 }
 
 // copyFromBlocks copies dest from the blocks, waiting for those in flight.
