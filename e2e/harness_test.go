@@ -41,6 +41,7 @@ type mount struct {
 	Faults  *s3test.FaultTransport   // the mount's transport, for injecting faults
 	Log     *lockedWriter            // the mount's log
 	server  *bfs.Server
+	done    chan struct{} // closed when the mount has ended
 }
 
 // mountBucket mounts bucket of srv at a fresh temporary directory and
@@ -82,6 +83,7 @@ func mountBucket(t testing.TB, srv *s3test.Server, bucket string, configure ...f
 	}
 	m.server = server
 	done := make(chan struct{})
+	m.done = done
 	go func() { server.Wait(); close(done) }()
 	t.Cleanup(func() {
 		if err := server.Unmount(); err != nil {
@@ -100,11 +102,17 @@ func mountBucket(t testing.TB, srv *s3test.Server, bucket string, configure ...f
 	return m
 }
 
-// Unmount ends the mount now (for remount tests); cleanup then does nothing.
+// Unmount ends the mount now (for remount tests) and waits until it has
+// written its pending changes; cleanup then does nothing.
 func (m *mount) Unmount(t testing.TB) {
 	t.Helper()
 	if err := m.server.Unmount(); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case <-m.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("mount at %s did not end", m.Dir)
 	}
 }
 

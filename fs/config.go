@@ -27,6 +27,12 @@ type Config struct {
 	// MetadataTTL is how long a looked-up entry or attribute is trusted
 	// without asking S3 again (kernel entry/attr timeout and our caches).
 	MetadataTTL time.Duration
+	// ExactAttrs makes a listed object whose metadata this mount has not
+	// read show its x-amz-meta-* attributes rather than the listing's view:
+	// the first stat of it costs one HeadObject (of a directory, one HEAD of
+	// its marker). Without it, a listing's LastModified and the default modes
+	// stand until a HEAD happens to read the metadata.
+	ExactAttrs bool
 	// ReadAhead is the largest read-ahead window of a sequential reader.
 	ReadAhead int64
 

@@ -62,7 +62,7 @@ func (d *dirNode) currentPrefix() string {
 // with a marker are read from the marker's metadata (one HEAD) the first time.
 func (d *dirNode) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	d.mu.Lock()
-	needHead := d.attr.marker && !d.attrKnown && d.prefix != ""
+	needHead := (d.attr.marker || d.b.cfg.ExactAttrs) && !d.attrKnown && d.prefix != ""
 	prefix := d.prefix
 	d.mu.Unlock()
 	if needHead {
@@ -137,11 +137,24 @@ func (d *dirNode) resolve(ctx context.Context, name string) (entryAttr, syscall.
 		if r, hit := d.b.lookups.Get(key); hit && r.found && r.attr.isDir == a.isDir && (a.isDir || r.attr.describes(a) || !a.fromHead && r.attr.fromHead && r.attr.etag == "") {
 			a = r.attr // a HEAD or a change through this mount knows more
 		}
+		if d.b.cfg.ExactAttrs && !d.knows(name, a) {
+			h, err := d.readMetadata(ctx, name, a)
+			if err != nil {
+				return entryAttr{}, toErrno(err) // gone since the listing: ENOENT
+			}
+			a = h
+		}
 		return a, 0
 	}
 	a, err := d.b.lookupKey(ctx, key)
 	if err != nil {
 		return entryAttr{}, toErrno(err)
+	}
+	if d.b.cfg.ExactAttrs && !d.knows(name, a) {
+		// A directory's attributes are in its marker's metadata.
+		if a, err = d.readMetadata(ctx, name, a); err != nil {
+			return entryAttr{}, toErrno(err)
+		}
 	}
 	return a, 0
 }
@@ -227,6 +240,9 @@ func (d *dirNode) childInode(ctx context.Context, name string, a entryAttr, out 
 				if a.marker {
 					n.attr.marker = true
 				}
+				if a.fromHead && !n.attrKnown {
+					n.attr, n.attrKnown = a, true
+				}
 				n.mu.Unlock()
 				n.dirAttr().fill(d.b, &out.Attr)
 				return ch
@@ -245,7 +261,9 @@ func (d *dirNode) childInode(ctx context.Context, name string, a entryAttr, out 
 			wantLink := a.mode&syscall.S_IFMT == syscall.S_IFLNK
 			isLink := ch.StableAttr().Mode&syscall.S_IFMT == syscall.S_IFLNK
 			if wantLink == isLink {
-				n.setAttr(a)
+				if merged := n.setAttr(a); d.b.cfg.ExactAttrs && !merged.fromHead {
+					expireAttr(out)
+				}
 				n.fillEntry(out)
 				return ch
 			}
@@ -257,15 +275,24 @@ func (d *dirNode) childInode(ctx context.Context, name string, a entryAttr, out 
 		if a.fromHead || a.mode != 0 {
 			nd.attr, nd.attrKnown = a, true
 		}
-		if a.marker && !nd.attrKnown {
-			// Ask again soon: Getattr reads the marker's metadata.
-			out.SetAttrTimeout(0)
+		if (a.marker || d.b.cfg.ExactAttrs) && !nd.attrKnown {
+			// Ask again at once: Getattr reads the marker's metadata.
+			expireAttr(out)
 		}
 		return d.NewInode(ctx, nd, gofs.StableAttr{Mode: syscall.S_IFDIR})
 	}
 	fn := &fileNode{b: d.b, key: d.key(name)}
 	fn.setAttr(a)
+	if d.b.cfg.ExactAttrs && !a.fromHead {
+		expireAttr(out) // Getattr reads the metadata
+	}
 	return d.NewInode(ctx, fn, gofs.StableAttr{Mode: out.Attr.Mode & syscall.S_IFMT})
+}
+
+// expireAttr makes the kernel ask Getattr before it uses out's attributes.
+// Not zero: go-fuse replaces a zero timeout with the mount's default.
+func expireAttr(out *fuse.EntryOut) {
+	out.SetAttrTimeout(time.Nanosecond)
 }
 
 // list reads the whole directory, every page, and keeps it for lookups.
@@ -327,6 +354,9 @@ func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHan
 	if err != nil {
 		d.b.log.WithError(err).WithFields(logrus.Fields{"op": "readdir", "key": d.currentPrefix()}).Warn("listing failed")
 		return nil, 0, toErrno(err)
+	}
+	if d.b.cfg.ExactAttrs {
+		d.readListingMetadata(ctx, l)
 	}
 	h := &dirHandle{d: d, listing: l}
 	// Files still being written are shown with their current size.

@@ -98,11 +98,12 @@ func (f *fileNode) fillEntry(out *fuse.EntryOut) syscall.Errno {
 }
 
 // Getattr implements gofs.NodeGetattrer. Attributes older than MetadataTTL
-// are read again with one HeadObject.
+// (or, with ExactAttrs, known only from a listing) are read again with one
+// HeadObject.
 func (f *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	a, at, w := f.currentAttr()
 	f.mu.Lock()
-	stale := w == nil && !f.pending && time.Since(at) >= f.b.cfg.MetadataTTL
+	stale := w == nil && !f.pending && (time.Since(at) >= f.b.cfg.MetadataTTL || f.b.cfg.ExactAttrs && !a.fromHead)
 	key := f.key
 	f.mu.Unlock()
 	if stale {

@@ -318,6 +318,7 @@ func serve(ctx context.Context, o *options, stderr io.Writer) error {
 		DirMode:          os.FileMode(o.dirMode),
 		AllowOther:       o.allowOther,
 		MetadataTTL:      o.metadataTTL,
+		ExactAttrs:       o.exactAttrs,
 		ReadAhead:        o.readAhead,
 		MaxRenameObjects: o.maxRenameObjects,
 		Upload: uploader.Config{

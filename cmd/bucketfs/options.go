@@ -35,6 +35,7 @@ type options struct {
 	uploadMemory      int64
 	uploadConcurrency int
 	metadataTTL       time.Duration
+	exactAttrs        bool
 	readAhead         int64
 	maxRenameObjects  int
 	debugFUSE         bool
@@ -73,6 +74,7 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.Var(sizeValue{&o.uploadMemory}, "upload-memory", "memory for the part buffers of all files being written together")
 	fs.IntVar(&o.uploadConcurrency, "upload-concurrency", uploader.DefaultConcurrency, "parts uploaded at once, over all files")
 	fs.DurationVar(&o.metadataTTL, "metadata-ttl", 5*time.Second, "how long names, attributes and listings are trusted without asking S3")
+	fs.BoolVar(&o.exactAttrs, "exact-attrs", false, "show every object's x-amz-meta-* mode and mtime, not a listing's view, at one HEAD per object on its first stat")
 	o.readAhead = 64 << 20
 	fs.Var(sizeValue{&o.readAhead}, "read-ahead", "largest read-ahead window of a sequential reader")
 	fs.IntVar(&o.maxRenameObjects, "max-rename-objects", 10000, "most objects one directory rename moves (more answers EXDEV)")

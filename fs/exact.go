@@ -1,0 +1,85 @@
+package fs
+
+import (
+	"context"
+	"errors"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/bucketfs/bucketfs/s3client"
+)
+
+// With Config.ExactAttrs, what a listing shows of an object whose metadata
+// the mount has not read is completed with one HEAD (of a directory, of its
+// marker) before the kernel sees it: a listing has no x-amz-meta-*, and the
+// kernel would otherwise cache the listing's view for the metadata TTL.
+
+// knows says whether a (from a listing) needs no HEAD: it carries metadata,
+// or this mount already read or wrote the same object's.
+func (d *dirNode) knows(name string, a entryAttr) bool {
+	if a.fromHead {
+		return true
+	}
+	if r, hit := d.b.lookups.Get(d.key(name)); hit && r.found && r.attr.fromHead && r.attr.isDir == a.isDir && (a.isDir || r.attr.describes(a)) {
+		return true
+	}
+	if ch := d.GetChild(name); ch != nil {
+		switch n := ch.Operations().(type) {
+		case *fileNode:
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			return !a.isDir && n.attr.fromHead && n.attr.describes(a)
+		case *dirNode:
+			n.mu.Lock()
+			defer n.mu.Unlock()
+			return a.isDir && n.attrKnown
+		}
+	}
+	return false
+}
+
+// readMetadata completes a listed entry's attributes with one HEAD and
+// remembers them for the metadata TTL. A directory without a marker keeps
+// the defaults, now known to be so.
+func (d *dirNode) readMetadata(ctx context.Context, name string, a entryAttr) (entryAttr, error) {
+	key := d.key(name)
+	if a.isDir {
+		info, err := d.b.client.Head(ctx, key+"/")
+		switch {
+		case err == nil:
+			a = attrFromObject(0, info.LastModified, info.ETag, info.Metadata, true)
+			a.isDir, a.marker = true, true
+		case errors.Is(err, s3client.ErrNotFound):
+			a = entryAttr{isDir: true, uid: -1, gid: -1, fromHead: true}
+		default:
+			return a, err
+		}
+	} else {
+		info, err := d.b.client.Head(ctx, key)
+		if err != nil {
+			return a, err
+		}
+		h := attrFromObject(info.Size, info.LastModified, info.ETag, info.Metadata, true)
+		h.contentType = info.ContentType
+		a = h
+	}
+	d.b.remember(key, a)
+	return a, nil
+}
+
+// readListingMetadata completes, in parallel, the entries of a fresh
+// listing that the mount knows nothing more of, so that READDIRPLUS hands
+// the kernel their stored attributes.
+func (d *dirNode) readListingMetadata(ctx context.Context, l *dirListing) {
+	var names []string
+	for _, name := range l.names {
+		if !d.knows(name, l.entries[name]) {
+			names = append(names, name)
+		}
+	}
+	forEach(len(names), func(i int) {
+		if _, err := d.readMetadata(ctx, names[i], l.entries[names[i]]); err != nil && ctx.Err() == nil {
+			d.b.log.WithError(err).WithFields(logrus.Fields{"op": "readdir", "key": d.key(names[i]), "code": s3client.Code(err)}).Warn("reading metadata failed; showing the listing's attributes")
+		}
+	})
+}
