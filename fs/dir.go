@@ -29,7 +29,17 @@ type dirNode struct {
 	// (see setattr.go); pendingTimer writes them after attrDelay.
 	pending      bool
 	pendingTimer *time.Timer
+	// lookupMisses counts lookups since lookupWindow began that found no
+	// fresh listing (see resolve).
+	lookupMisses int
+	lookupWindow time.Time
 }
+
+// listAfterLookups is how many lookups within MetadataTTL that find no
+// fresh listing make the directory list itself, so that the next ones
+// (rsync and tar looking up name after name) cost nothing, or one HEAD for
+// a name that exists, instead of a HEAD and a LIST each.
+const listAfterLookups = 3
 
 var (
 	_ gofs.NodeLookuper       = (*dirNode)(nil)
@@ -129,7 +139,13 @@ func (d *dirNode) resolve(ctx context.Context, name string) (entryAttr, syscall.
 			return a, 0
 		}
 	}
-	if l := d.freshListing(); l != nil {
+	l := d.freshListing()
+	if l == nil && d.manyLookups() {
+		if listed, err := d.list(ctx); err == nil {
+			l = listed
+		}
+	}
+	if l != nil {
 		a, ok := l.entries[name]
 		if !ok {
 			return entryAttr{}, syscall.ENOENT
@@ -137,7 +153,9 @@ func (d *dirNode) resolve(ctx context.Context, name string) (entryAttr, syscall.
 		if r, hit := d.b.lookups.Get(key); hit && r.found && r.attr.isDir == a.isDir && (a.isDir || r.attr.describes(a) || !a.fromHead && r.attr.fromHead && r.attr.etag == "") {
 			a = r.attr // a HEAD or a change through this mount knows more
 		}
-		if d.b.cfg.ExactAttrs && !d.knows(name, a) {
+		if !a.isDir && !d.knows(name, a) || d.b.cfg.ExactAttrs && !d.knows(name, a) {
+			// A name looked up by itself shows its stored attributes:
+			// one HEAD, as the listing has no metadata.
 			h, err := d.readMetadata(ctx, name, a)
 			if err != nil {
 				return entryAttr{}, toErrno(err) // gone since the listing: ENOENT
@@ -157,6 +175,18 @@ func (d *dirNode) resolve(ctx context.Context, name string) (entryAttr, syscall.
 		}
 	}
 	return a, 0
+}
+
+// manyLookups counts a lookup that found no fresh listing and says whether
+// there were listAfterLookups of them within MetadataTTL.
+func (d *dirNode) manyLookups() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if time.Since(d.lookupWindow) > d.b.cfg.MetadataTTL {
+		d.lookupWindow, d.lookupMisses = time.Now(), 0
+	}
+	d.lookupMisses++
+	return d.lookupMisses > listAfterLookups
 }
 
 // writerChild returns the child inode of a file with an open upload.
