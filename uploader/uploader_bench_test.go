@@ -1,0 +1,216 @@
+package uploader
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/bucketfs/bucketfs/s3client"
+	"github.com/bucketfs/bucketfs/s3client/s3test"
+)
+
+// Benchmarks of the write hot path: copying a write into a part buffer,
+// the SDK reading a part back, and a whole upload through the part cycle
+// (reserve, fill, send, upload, release), first against a client that only
+// reads the bodies (the uploader's own cost), then against MinIO (skipped
+// with -short or without MinIO).
+//
+//	go test -run xxx -bench . -benchtime 100x ./uploader/
+
+// benchWriteSizes are the write sizes of the kernel (128 KiB without
+// big_writes, 1 MiB with MaxWrite 1 MiB) and of small application writes.
+var benchWriteSizes = []int{4 << 10, 128 << 10, 1 << 20}
+
+// BenchmarkPartBufferWrite measures copying writes into a part's pooled
+// chunks: the per-write cost of Upload.Write without the upload.
+func BenchmarkPartBufferWrite(b *testing.B) {
+	for _, size := range benchWriteSizes {
+		b.Run(fmt.Sprintf("write=%dKiB", size>>10), func(b *testing.B) {
+			limiter := newMemoryLimiter(DefaultPartSize)
+			p := make([]byte, size)
+			b.ReportAllocs()
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			var part *partBuffer
+			for i := 0; i < b.N; i++ {
+				if part == nil || part.full() {
+					if part != nil {
+						part.release()
+					}
+					part = &partBuffer{number: 1, capacity: DefaultPartSize, limiter: limiter}
+				}
+				if _, err := part.write(p); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			part.release()
+		})
+	}
+}
+
+// BenchmarkChunkReader measures the SDK's read of a full part's body
+// (checksum and send read it through chunkReader).
+func BenchmarkChunkReader(b *testing.B) {
+	limiter := newMemoryLimiter(DefaultPartSize)
+	part := &partBuffer{number: 1, capacity: DefaultPartSize, limiter: limiter}
+	if _, err := part.write(make([]byte, DefaultPartSize)); err != nil {
+		b.Fatal(err)
+	}
+	defer part.release()
+	buf := make([]byte, 32<<10) // what io.Copy and the SDK's hashers use
+	b.ReportAllocs()
+	b.SetBytes(DefaultPartSize)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := part.reader()
+		for {
+			_, err := r.Read(buf)
+			if err == io.EOF {
+				break
+			}
+		}
+	}
+}
+
+// discardClient is an s3client.API that reads every body and stores
+// nothing: uploads through it cost only the uploader's own work.
+type discardClient struct {
+	uploads atomic.Int64
+	parts   atomic.Int64
+}
+
+var _ s3client.API = (*discardClient)(nil)
+
+func (c *discardClient) HeadBucket(ctx context.Context) error { return nil }
+func (c *discardClient) List(ctx context.Context, prefix, delimiter, token string, maxKeys int32) (*s3client.ListPage, error) {
+	return &s3client.ListPage{}, nil
+}
+func (c *discardClient) Head(ctx context.Context, key string) (*s3client.ObjectInfo, error) {
+	return nil, s3client.ErrNotFound
+}
+func (c *discardClient) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	return io.NopCloser(strings.NewReader("")), nil
+}
+func (c *discardClient) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts s3client.PutOptions) (string, error) {
+	_, err := io.Copy(io.Discard, body)
+	return `"put"`, err
+}
+func (c *discardClient) CreateMultipartUpload(ctx context.Context, key string, opts s3client.PutOptions) (string, error) {
+	return fmt.Sprintf("upload-%d", c.uploads.Add(1)), nil
+}
+func (c *discardClient) UploadPart(ctx context.Context, key, uploadID string, number int32, body io.ReadSeeker, size int64) (s3client.CompletedPart, error) {
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		return s3client.CompletedPart{}, err
+	}
+	c.parts.Add(1)
+	return s3client.CompletedPart{Number: number, ETag: `"0123456789abcdef0123456789abcdef"`, Size: size}, nil
+}
+func (c *discardClient) CompleteMultipartUpload(ctx context.Context, key, uploadID string, parts []s3client.CompletedPart, opts s3client.PutOptions) (string, error) {
+	return `"done"`, nil
+}
+func (c *discardClient) AbortMultipartUpload(ctx context.Context, key, uploadID string) error {
+	return nil
+}
+func (c *discardClient) ListMultipartUploads(ctx context.Context, prefix string) ([]string, error) {
+	return nil, nil
+}
+func (c *discardClient) Copy(ctx context.Context, src, dst string, opts s3client.CopyOptions) (string, error) {
+	return `"copy"`, nil
+}
+func (c *discardClient) UploadPartCopy(ctx context.Context, src, key, uploadID string, number int32, first, last int64) (s3client.CompletedPart, error) {
+	return s3client.CompletedPart{Number: number, ETag: `"copy"`, Size: last - first + 1}, nil
+}
+func (c *discardClient) Delete(ctx context.Context, key string) error        { return nil }
+func (c *discardClient) DeleteMany(ctx context.Context, keys []string) error { return nil }
+
+// benchUpload writes size bytes in writes of step through a fresh Upload
+// of u and completes it.
+func benchUpload(b *testing.B, u *Uploader, key string, data []byte, size int64, step int) Result {
+	b.Helper()
+	up := u.Start(key, s3client.PutOptions{})
+	for written := int64(0); written < size; {
+		n := min(int64(step), size-written)
+		if _, err := up.Write(context.Background(), data[:n]); err != nil {
+			b.Fatal(err)
+		}
+		written += n
+	}
+	res, err := up.Complete(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return res
+}
+
+// BenchmarkUploadPartCycle measures a 64 MiB upload in 1 MiB writes through
+// the whole part cycle, against a client that only reads the parts: the
+// uploader's cost per byte, concurrency and memory budget included.
+func BenchmarkUploadPartCycle(b *testing.B) {
+	const size = 64 << 20
+	client := &discardClient{}
+	u, err := New(client, Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer u.Close()
+	data := make([]byte, 1<<20)
+	b.ReportAllocs()
+	b.SetBytes(size)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		res := benchUpload(b, u, "bench", data, size, len(data))
+		if res.Parts != size/DefaultPartSize {
+			b.Fatalf("%d parts, want %d", res.Parts, size/DefaultPartSize)
+		}
+	}
+}
+
+// BenchmarkUploadSmallFile measures a file below one part: one PutObject
+// at Complete, through the discarding client.
+func BenchmarkUploadSmallFile(b *testing.B) {
+	client := &discardClient{}
+	u, err := New(client, Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer u.Close()
+	data := make([]byte, 32<<10)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if res := benchUpload(b, u, "small", data, int64(len(data)), len(data)); res.Multipart {
+			b.Fatal("a 32 KiB file went multipart")
+		}
+	}
+}
+
+// BenchmarkUploadMinIO measures a 32 MiB multipart upload in 1 MiB writes
+// against a real MinIO (checksums, signing, HTTP included).
+func BenchmarkUploadMinIO(b *testing.B) {
+	if testing.Short() {
+		b.Skip("needs MinIO; skipped with -short")
+	}
+	const size = 32 << 20
+	srv := s3test.StartMinIO(b)
+	_, client := srv.Bucket(b)
+	u, err := New(client, Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer u.Close()
+	data := bytes.Repeat([]byte("bucketfs"), (1<<20)/8)
+	b.ReportAllocs()
+	b.SetBytes(size)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if res := benchUpload(b, u, fmt.Sprintf("bench-%d", i), data, size, len(data)); res.Size != size {
+			b.Fatalf("uploaded %d bytes, want %d", res.Size, size)
+		}
+	}
+}
