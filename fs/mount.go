@@ -47,7 +47,11 @@ func Mount(mountpoint string, cfg Config) (*Server, error) {
 			// still allows mmap of them (Linux 6.6 and later).
 			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC | fuse.CAP_DIRECT_IO_ALLOW_MMAP,
 			DisableXAttrs:     true,
-			Logger:            log.New(b.log.WriterLevel(logrus.DebugLevel), "", 0),
+			// Reads answer from memory (ReadResultData): splicing cannot
+			// help them, and go-fuse would try, and log, on every read
+			// larger than a pipe.
+			DisableSplice: true,
+			Logger:        log.New(b.log.WriterLevel(logrus.DebugLevel), "", 0),
 		},
 	}
 	if b.cfg.ReadOnly {

@@ -18,12 +18,12 @@ import (
 // bytes.
 //
 // A random read is one GET. The kernel cuts an application's read into FUSE
-// reads of at most 128 KiB, so a 1 MiB pread arrives as a run of about nine
-// contiguous reads, which must not look like a sequential scan. The handle
-// learns the length of the last run of contiguous reads and fetches that much
-// (plus a quarter) in one GET when a read jumps elsewhere: the reads of the
-// run are then served from that block. Only a run that goes on past it
-// starts read-ahead.
+// reads of at most 1 MiB (direct I/O; see fileNode.Open), so a 3 MiB pread
+// arrives as a run of three contiguous reads, which must not look like a
+// sequential scan. The handle learns the length of the last run of
+// contiguous reads and fetches that much in one GET when a read jumps
+// elsewhere: the reads of the run are then served from that block. Only a
+// run that goes on past it starts read-ahead.
 //
 // The handle owns its prefetch goroutines: each fetches one block and ends;
 // Release cancels those still running.
@@ -52,7 +52,8 @@ var (
 // readBlock is one prefetched range of the object.
 type readBlock struct {
 	off, n int64
-	buf    *[]byte // from bucketFS.blocks; returned once done and dropped
+	buf    *[]byte // from bucketFS.blocks when pooled; returned once done and dropped
+	pooled bool
 	done   chan struct{}
 	err    error // set before done is closed
 	cancel context.CancelFunc
@@ -142,12 +143,11 @@ func (h *readHandle) covers(off, n int64) bool {
 }
 
 // randomFetchSize is what a random read of want bytes at off fetches: the
-// last run's length and a quarter more (the kernel's own read-ahead may
-// extend a run a little), at least want, at most one block.
+// last run's length, at least want, at most one block. (With direct I/O
+// the kernel adds no read-ahead of its own, so runs are exactly the
+// application's reads.)
 func (h *readHandle) randomFetchSize(off, want int64) int64 {
-	n := max(want, h.runLen+h.runLen/4)
-	n = (n + 4095) &^ 4095
-	return min(n, readBlockSize, h.size-off)
+	return min(max(want, h.runLen), readBlockSize, h.size-off)
 }
 
 // fill starts blocks until window blocks lie at or after the reader.
@@ -166,7 +166,15 @@ func (h *readHandle) fill() {
 
 // fetchAhead starts fetching the n bytes at nextFetch as one block.
 func (h *readHandle) fetchAhead(n int64) {
-	blk := &readBlock{off: h.nextFetch, n: n, buf: h.b.blocks.Get().(*[]byte), done: make(chan struct{})}
+	blk := &readBlock{off: h.nextFetch, n: n, done: make(chan struct{})}
+	if n > smallBlock {
+		blk.buf, blk.pooled = h.b.blocks.Get().(*[]byte), true
+	} else {
+		// A random read's block: sized to it, so that many random readers
+		// do not each hold a whole read-ahead buffer.
+		buf := make([]byte, n)
+		blk.buf = &buf
+	}
 	ctx, cancel := context.WithCancel(h.ctx)
 	blk.cancel = cancel
 	go h.fetch(ctx, blk)
@@ -246,9 +254,16 @@ func (h *readHandle) dropAll() {
 	h.blocks = nil
 }
 
+// smallBlock is the largest block that gets a buffer of its own size
+// instead of a pooled readBlockSize one.
+const smallBlock = 1 << 20
+
 // release cancels a block and returns its buffer once its fetch has ended.
 func (h *readHandle) release(blk *readBlock) {
 	blk.cancel()
+	if !blk.pooled {
+		return
+	}
 	select {
 	case <-blk.done:
 		h.b.blocks.Put(blk.buf)
