@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 
 	"github.com/bucketfs/bucketfs/s3client"
@@ -21,9 +22,10 @@ import (
 const benchObjectSize = 64 << 20
 
 // memoryObjectClient is an s3client.API holding one object in memory; only
-// GetRange and Head do anything.
+// GetRange and Head do anything. It counts GetRange calls.
 type memoryObjectClient struct {
 	data []byte
+	gets atomic.Int64
 }
 
 var _ s3client.API = (*memoryObjectClient)(nil)
@@ -36,6 +38,7 @@ func (c *memoryObjectClient) Head(ctx context.Context, key string) (*s3client.Ob
 	return &s3client.ObjectInfo{Key: key, Size: int64(len(c.data))}, nil
 }
 func (c *memoryObjectClient) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+	c.gets.Add(1)
 	end := int64(len(c.data))
 	if length >= 0 && offset+length < end {
 		end = offset + length
@@ -70,7 +73,7 @@ func (c *memoryObjectClient) Delete(ctx context.Context, key string) error      
 func (c *memoryObjectClient) DeleteMany(ctx context.Context, keys []string) error { return nil }
 
 // newBenchFS returns a bucketFS over one in-memory object of size bytes.
-func newBenchFS(b *testing.B, size int) *bucketFS {
+func newBenchFS(b testing.TB, size int) *bucketFS {
 	b.Helper()
 	data := make([]byte, size)
 	for i := range data {
