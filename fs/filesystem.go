@@ -139,6 +139,15 @@ func (b *bucketFS) warnOnce(key, msg string, fields logrus.Fields) {
 	}
 }
 
+// noteExclusiveWrite logs, once, when an exclusive write (O_EXCL create,
+// mkdir) had to use a HEAD check because the server refused a conditional
+// write: two mounts racing within a request's time could then both win.
+func (b *bucketFS) noteExclusiveWrite() {
+	if cw, ok := b.client.(interface{ ConditionalWrites() bool }); ok && !cw.ConditionalWrites() {
+		b.warnOnce("conditional-writes", "the S3 server does not support conditional writes (If-None-Match); O_EXCL and mkdir use a HEAD check, which is not race-free between mounts", logrus.Fields{"op": "create"})
+	}
+}
+
 // validName says whether a key segment can be a file name.
 func validName(s string) bool {
 	return s != "" && s != "." && s != ".." && len(s) <= 255 && !strings.ContainsRune(s, 0)

@@ -106,6 +106,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 		d.b.log.WithError(err).WithFields(logrus.Fields{"op": "mkdir", "key": key + "/"}).Warn("mkdir failed")
 		return nil, toErrno(err)
 	}
+	d.b.noteExclusiveWrite()
 	d.b.remember(key, a)
 	d.listingPut(name, &a)
 	ch := d.childInode(ctx, name, a, out)
@@ -176,6 +177,7 @@ func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.En
 		return nil, toErrno(err)
 	}
 	a.etag = etag
+	d.b.noteExclusiveWrite()
 	d.b.remember(key, a)
 	d.listingPut(name, &a)
 	ch := d.childInode(ctx, name, a, out)

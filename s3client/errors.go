@@ -28,6 +28,9 @@ var (
 	// ErrEmptyResult is a 2xx answer whose body lacks the result S3 must send
 	// (an empty or truncated CompleteMultipartUploadResult).
 	ErrEmptyResult = errors.New("2xx answer without a result")
+	// ErrNotImplemented is a request feature the server does not support
+	// (NotImplemented, 501): here, conditional writes on some S3-compatible stores.
+	ErrNotImplemented = errors.New("not implemented by the server")
 )
 
 // Error is a failed S3 request: the operation, the key, and what S3 said.
@@ -76,6 +79,8 @@ func (e *Error) Is(target error) bool {
 		return e.Code == "NoSuchUpload"
 	case ErrInvalidRange:
 		return e.Code == "InvalidRange" || e.Status == 416
+	case ErrNotImplemented:
+		return e.Code == "NotImplemented" || e.Status == 501
 	case ErrMultipartContract:
 		return e.Code == "EntityTooSmall" || e.Code == "InvalidPart" || e.Code == "InvalidPartOrder"
 	}

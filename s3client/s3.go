@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -47,6 +48,36 @@ type Config struct {
 type Client struct {
 	s3     *s3.Client
 	bucket string
+	// noConditional is set once the server answered a conditional write
+	// (If-None-Match: *) with NotImplemented; later exclusive writes use a
+	// HEAD check instead (see exclusive).
+	noConditional atomic.Bool
+}
+
+// ConditionalWrites says whether exclusive writes are made by the server
+// (If-None-Match: *, race-free between clients) rather than by a HEAD check
+// just before the write (which two clients racing within a request's time
+// can both pass). It turns false once the server refused a conditional write.
+func (c *Client) ConditionalWrites() bool { return !c.noConditional.Load() }
+
+// exclusive runs write, an exclusive write of key: conditional when the
+// server supports it; where it answers NotImplemented, once a HEAD found no
+// object, without the condition.
+func (c *Client) exclusive(ctx context.Context, op, key string, write func(conditional bool) error) error {
+	if c.ConditionalWrites() {
+		err := write(true)
+		if !errors.Is(err, ErrNotImplemented) {
+			return err
+		}
+		c.noConditional.Store(true)
+	}
+	switch _, err := c.Head(ctx, key); {
+	case err == nil:
+		return wrapError(op, key, ErrPreconditionFailed)
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+	return write(false)
 }
 
 var _ API = (*Client)(nil)
@@ -269,14 +300,29 @@ func (c *Client) Put(ctx context.Context, key string, body io.ReadSeeker, size i
 	if opts.ContentType != "" {
 		in.ContentType = aws.String(opts.ContentType)
 	}
-	if opts.IfNoneMatch {
-		in.IfNoneMatch = aws.String("*")
+	put := func(conditional bool) (string, error) {
+		in.IfNoneMatch = nil
+		if conditional {
+			in.IfNoneMatch = aws.String("*")
+		}
+		if _, err := body.Seek(0, io.SeekStart); err != nil {
+			return "", wrapError("PutObject", key, err)
+		}
+		out, err := c.s3.PutObject(ctx, in)
+		if err != nil {
+			return "", wrapError("PutObject", key, err)
+		}
+		return aws.ToString(out.ETag), nil
 	}
-	out, err := c.s3.PutObject(ctx, in)
-	if err != nil {
-		return "", wrapError("PutObject", key, err)
+	if !opts.IfNoneMatch {
+		return put(false)
 	}
-	return aws.ToString(out.ETag), nil
+	var etag string
+	err := c.exclusive(ctx, "PutObject", key, func(conditional bool) (err error) {
+		etag, err = put(conditional)
+		return err
+	})
+	return etag, err
 }
 
 // CreateMultipartUpload implements API.
@@ -341,17 +387,29 @@ func (c *Client) CompleteMultipartUpload(ctx context.Context, key, uploadID stri
 		UploadId:        &uploadID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: cps},
 	}
-	if opts.IfNoneMatch {
-		in.IfNoneMatch = aws.String("*")
+	complete := func(conditional bool) (string, error) {
+		in.IfNoneMatch = nil
+		if conditional {
+			in.IfNoneMatch = aws.String("*")
+		}
+		out, err := c.s3.CompleteMultipartUpload(ctx, in)
+		if err != nil {
+			return "", wrapError("CompleteMultipartUpload", key, err)
+		}
+		if aws.ToString(out.ETag) == "" && aws.ToString(out.Key) == "" {
+			return "", wrapError("CompleteMultipartUpload", key, ErrEmptyResult)
+		}
+		return aws.ToString(out.ETag), nil
 	}
-	out, err := c.s3.CompleteMultipartUpload(ctx, in)
-	if err != nil {
-		return "", wrapError("CompleteMultipartUpload", key, err)
+	if !opts.IfNoneMatch {
+		return complete(false)
 	}
-	if aws.ToString(out.ETag) == "" && aws.ToString(out.Key) == "" {
-		return "", wrapError("CompleteMultipartUpload", key, ErrEmptyResult)
-	}
-	return aws.ToString(out.ETag), nil
+	var etag string
+	err := c.exclusive(ctx, "CompleteMultipartUpload", key, func(conditional bool) (err error) {
+		etag, err = complete(conditional)
+		return err
+	})
+	return etag, err
 }
 
 // AbortMultipartUpload implements API.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -125,5 +126,54 @@ func TestCompleteErrorBodies(t *testing.T) {
 			}
 			t.Logf("error: %v (code %q)", err, s3client.Code(err))
 		})
+	}
+}
+
+// TestExclusiveWriteFallback: on a store that answers conditional writes
+// with NotImplemented, exclusive writes fall back to a HEAD check: a missing
+// key is written, an existing one answers ErrPreconditionFailed, and later
+// exclusive writes skip the condition.
+func TestExclusiveWriteFallback(t *testing.T) {
+	srv := s3test.StartMinIO(t)
+	name := s3test.BucketName(t.Name())
+	srv.CreateBucket(t, name)
+	ft := s3test.NewFaultTransport(nil)
+	cfg := srv.Config(name)
+	cfg.WrapTransport = ft.Wrap
+	c := srv.Client(t, cfg)
+	ctx := context.Background()
+	conditional := ft.Add(s3test.Rule{
+		Match: func(r *http.Request) bool { return r.Header.Get("If-None-Match") != "" },
+		Fault: s3test.Fault{Status: 501, Code: "NotImplemented"},
+	})
+
+	if !c.ConditionalWrites() {
+		t.Fatal("a new client should try conditional writes")
+	}
+	if _, err := c.Put(ctx, "lock", strings.NewReader("one"), 3, s3client.PutOptions{IfNoneMatch: true}); err != nil {
+		t.Fatalf("exclusive put of a new key: %v", err)
+	}
+	if c.ConditionalWrites() {
+		t.Fatal("after NotImplemented the client should use the HEAD check")
+	}
+	if got := string(s3test.GetObject(t, c, "lock")); got != "one" {
+		t.Fatalf("lock = %q", got)
+	}
+	if _, err := c.Put(ctx, "lock", strings.NewReader("two"), 3, s3client.PutOptions{IfNoneMatch: true}); !errors.Is(err, s3client.ErrPreconditionFailed) {
+		t.Fatalf("exclusive put over an existing key: %v, want ErrPreconditionFailed", err)
+	}
+	id, err := c.CreateMultipartUpload(ctx, "big", s3client.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.UploadPart(ctx, "big", id, 1, strings.NewReader("x"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CompleteMultipartUpload(ctx, "big", id, []s3client.CompletedPart{p}, s3client.PutOptions{IfNoneMatch: true}); err != nil {
+		t.Fatalf("exclusive complete of a new key: %v", err)
+	}
+	if hits := ft.Hits(conditional); hits != 1 {
+		t.Fatalf("%d conditional requests refused; want 1 (later writes skip the condition)", hits)
 	}
 }
