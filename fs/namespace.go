@@ -76,9 +76,36 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 		d.b.log.WithError(err).WithFields(logrus.Fields{"op": "unlink", "key": key}).Warn("delete failed")
 		return toErrno(err)
 	}
+	d.dropPending(name)
 	d.b.forget(key)
 	d.listingPut(name, nil)
 	return 0
+}
+
+// dropPending discards the attribute changes not yet written of the child
+// name, which was just removed or replaced: written later, they would
+// recreate a removed directory's marker, or put an old file's metadata on a
+// new object of the same name.
+func (d *dirNode) dropPending(name string) {
+	ch := d.GetChild(name)
+	if ch == nil {
+		return
+	}
+	switch n := ch.Operations().(type) {
+	case *fileNode:
+		n.mu.Lock()
+		n.takePendingLocked()
+		n.mu.Unlock()
+	case *dirNode:
+		n.mu.Lock()
+		n.pending = false
+		if n.pendingTimer != nil {
+			n.pendingTimer.Stop()
+			n.pendingTimer = nil
+		}
+		n.mu.Unlock()
+		d.b.removePending(n)
+	}
 }
 
 // Mkdir implements gofs.NodeMkdirer: a "name/" marker object, written only
@@ -150,6 +177,7 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	if err := d.b.client.Delete(ctx, prefix); err != nil {
 		return toErrno(err)
 	}
+	d.dropPending(name)
 	d.b.forget(key)
 	d.listingPut(name, nil)
 	return 0

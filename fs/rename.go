@@ -84,6 +84,12 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 		errno = d.renameFile(ctx, child, src, dst, srcAttr)
 	}
 	if errno == 0 {
+		if dstExists {
+			// The replaced file's or directory's unwritten attribute
+			// changes must not land on what replaces it. (go-fuse moves
+			// the source's inode into newName only after we return.)
+			np.dropPending(newName)
+		}
 		d.listingPut(name, nil)
 		if srcAttr.isDir {
 			np.dropListing()
