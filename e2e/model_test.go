@@ -72,6 +72,11 @@ func testReferenceModel(t *testing.T, seed uint64) {
 	for i := 0; i < ops; i++ {
 		var desc string
 		var do func(root string) (string, error)
+		if r.IntN(100) == 0 {
+			// Past the attribute delay: pending changes are written now,
+			// between operations, not only at unmount.
+			time.Sleep(2500 * time.Millisecond)
+		}
 		switch op := r.IntN(10); op {
 		case 0, 1:
 			p, data := pick(), content(i)
