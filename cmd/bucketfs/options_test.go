@@ -38,8 +38,9 @@ func TestParseArgs(t *testing.T) {
 			return o.foreground && o.uid == 7 && o.fileMode == 0o600 && o.metadataTTL == time.Minute && o.mountpoint == "/m"
 		}},
 		{"defaults", []string{"b", "/m"}, "", func(o *options) bool {
-			return o.partSize == 8<<20 && o.uploadMemory == 512<<20 && o.uploadConcurrency == 16 && o.fileMode == 0o644 && o.dirMode == 0o755 && !o.foreground
+			return o.partSize == 8<<20 && o.uploadMemory == 512<<20 && o.uploadConcurrency == 16 && o.fileMode == 0o644 && o.dirMode == 0o755 && !o.foreground && !o.exactAttrs
 		}},
+		{"exact attributes", []string{"--exact-attrs", "b", "/m"}, "", func(o *options) bool { return o.exactAttrs }},
 		{"unknown flag", []string{"--bogus", "b", "/m"}, "not defined", nil},
 		{"bad size", []string{"--part-size", "lots", "b", "/m"}, "not a size", nil},
 		{"part too small", []string{"--part-size", "1MiB", "b", "/m"}, "outside 5MiB", nil},
