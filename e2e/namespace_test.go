@@ -59,6 +59,15 @@ func makeTree(t testing.TB, root string, big bool) {
 // mtime (seconds), for comparing two trees.
 func treeState(t testing.TB, root string) []string {
 	t.Helper()
+	return walkTree(t, root, func(p string, info os.FileInfo) string {
+		return fmt.Sprintf(" size=%d mtime=%d", info.Size(), info.ModTime().Unix())
+	})
+}
+
+// walkTree describes every name under root, sorted: its type and mode, a
+// symlink's target, and for a regular file what file(p, info) says of it.
+func walkTree(t testing.TB, root string, file func(p string, info os.FileInfo) string) []string {
+	t.Helper()
 	var out []string
 	err := filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
 		if err != nil {
@@ -75,7 +84,7 @@ func treeState(t testing.TB, root string) []string {
 			line += " -> " + target
 		case info.IsDir():
 		default:
-			line += fmt.Sprintf(" size=%d mtime=%d", info.Size(), info.ModTime().Unix())
+			line += file(p, info)
 		}
 		out = append(out, line)
 		return nil
