@@ -107,20 +107,13 @@ func TestCompleteErrorBodies(t *testing.T) {
 			cfg.MaxAttempts = 1
 			c := srv.Client(t, cfg)
 			ctx := context.Background()
-			id, err := c.CreateMultipartUpload(ctx, "k", s3client.PutOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			p, err := c.UploadPart(ctx, "k", id, 1, strings.NewReader("x"), 1)
-			if err != nil {
-				t.Fatal(err)
-			}
+			id, p := onePartUpload(t, c, "k")
 			f := s3test.Fault{Body: tc.body}
 			if tc.body == "" {
 				f = s3test.Fault{Empty: true}
 			}
 			ft.Add(s3test.Rule{Op: "CompleteMultipartUpload", Fault: f})
-			_, err = c.CompleteMultipartUpload(ctx, "k", id, []s3client.CompletedPart{p}, s3client.PutOptions{})
+			_, err := c.CompleteMultipartUpload(ctx, "k", id, []s3client.CompletedPart{p}, s3client.PutOptions{})
 			if err == nil {
 				t.Fatal("Complete succeeded on a bad 200 answer")
 			}
@@ -162,18 +155,26 @@ func TestExclusiveWriteFallback(t *testing.T) {
 	if _, err := c.Put(ctx, "lock", strings.NewReader("two"), 3, s3client.PutOptions{IfNoneMatch: true}); !errors.Is(err, s3client.ErrPreconditionFailed) {
 		t.Fatalf("exclusive put over an existing key: %v, want ErrPreconditionFailed", err)
 	}
-	id, err := c.CreateMultipartUpload(ctx, "big", s3client.PutOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, err := c.UploadPart(ctx, "big", id, 1, strings.NewReader("x"), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id, p := onePartUpload(t, c, "big")
 	if _, err := c.CompleteMultipartUpload(ctx, "big", id, []s3client.CompletedPart{p}, s3client.PutOptions{IfNoneMatch: true}); err != nil {
 		t.Fatalf("exclusive complete of a new key: %v", err)
 	}
 	if hits := ft.Hits(conditional); hits != 1 {
 		t.Fatalf("%d conditional requests refused; want 1 (later writes skip the condition)", hits)
 	}
+}
+
+// onePartUpload starts a multipart upload of key with one 1-byte part.
+func onePartUpload(t *testing.T, c *s3client.Client, key string) (string, s3client.CompletedPart) {
+	t.Helper()
+	ctx := context.Background()
+	id, err := c.CreateMultipartUpload(ctx, key, s3client.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.UploadPart(ctx, key, id, 1, strings.NewReader("x"), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id, p
 }
