@@ -73,6 +73,29 @@ func TestLargeDirectory(t *testing.T) {
 			t.Fatalf("ls -l sent %d ListObjectsV2, want <= 11", counts["ListObjectsV2"])
 		}
 	})
+
+	t.Run("lookups do not list a large directory", func(t *testing.T) {
+		// Name-by-name lookups make a small directory list itself; one of
+		// more than 10,000 entries gives up after 10 pages, once per TTL.
+		m2 := mountBucket(t, srv, bucket)
+		if _, err := os.Stat(m2.Path("many")); err != nil {
+			t.Fatal(err)
+		}
+		m2.Counter.Reset()
+		const lookups = 10
+		for i := 0; i < lookups; i++ {
+			if _, err := os.Stat(m2.Path(fmt.Sprintf("many/absent-%d", i))); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("stat of an absent name: %v", err)
+			}
+		}
+		counts := m2.Counter.Snapshot()
+		t.Logf("%d lookups in a directory of 10,500: %v", lookups, counts)
+		// Every lookup asks by name (the directory was not listed), and
+		// the one try stops at 10 pages.
+		if counts["HeadObject"] != lookups || counts["ListObjectsV2"] > lookups+10 {
+			t.Fatalf("%d lookups cost %v; want one HEAD and one LIST each, plus one try of 10 pages", lookups, counts)
+		}
+	})
 }
 
 // TestDirectories: nested and implicit directories, explicit markers, and a

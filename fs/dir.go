@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"sort"
 	"strings"
 	"sync"
@@ -33,12 +34,14 @@ type dirNode struct {
 	// fresh listing (see resolve).
 	lookupMisses int
 	lookupWindow time.Time
+	largeUntil   time.Time // a lookup-started listing found too many entries; not tried again before
 }
 
 // listAfterLookups is how many lookups within MetadataTTL that find no
 // fresh listing make the directory list itself, so that the next ones
 // (rsync and tar looking up name after name) cost nothing, or one HEAD for
-// a name that exists, instead of a HEAD and a LIST each.
+// a name that exists, instead of a HEAD and a LIST each. A directory of
+// more than lookupListPages pages is not listed that way.
 const listAfterLookups = 3
 
 var (
@@ -141,8 +144,13 @@ func (d *dirNode) resolve(ctx context.Context, name string) (entryAttr, syscall.
 	}
 	l := d.freshListing()
 	if l == nil && d.manyLookups() {
-		if listed, err := d.list(ctx); err == nil {
+		switch listed, err := d.listUpTo(ctx, lookupListPages); {
+		case err == nil:
 			l = listed
+		case errors.Is(err, errLargeDirectory):
+			d.mu.Lock()
+			d.largeUntil = time.Now().Add(d.b.cfg.MetadataTTL)
+			d.mu.Unlock()
 		}
 	}
 	if l != nil {
@@ -186,7 +194,7 @@ func (d *dirNode) manyLookups() bool {
 		d.lookupWindow, d.lookupMisses = time.Now(), 0
 	}
 	d.lookupMisses++
-	return d.lookupMisses > listAfterLookups
+	return d.lookupMisses > listAfterLookups && time.Now().After(d.largeUntil)
 }
 
 // writerChild returns the child inode of a file with an open upload.
@@ -327,10 +335,24 @@ func expireAttr(out *fuse.EntryOut) {
 
 // list reads the whole directory, every page, and keeps it for lookups.
 func (d *dirNode) list(ctx context.Context) (*dirListing, error) {
+	return d.listUpTo(ctx, 0)
+}
+
+// errLargeDirectory stops a listing that lookups asked for when the
+// directory has more than lookupListPages pages.
+var errLargeDirectory = errors.New("directory too large to list for lookups")
+
+// lookupListPages bounds the listing that lookups start (see resolve): a
+// directory of more than 10,000 entries is not listed for a few lookups.
+const lookupListPages = 10
+
+// listUpTo is list, giving up with errLargeDirectory after maxPages pages
+// (0: no limit).
+func (d *dirNode) listUpTo(ctx context.Context, maxPages int) (*dirListing, error) {
 	l := &dirListing{fetched: time.Now(), entries: map[string]entryAttr{}}
 	prefix := d.currentPrefix()
 	token := ""
-	for {
+	for pages := 1; ; pages++ {
 		page, err := d.b.client.List(ctx, prefix, "/", token, 1000)
 		if err != nil {
 			return nil, err
@@ -363,6 +385,9 @@ func (d *dirNode) list(ctx context.Context) (*dirListing, error) {
 		}
 		if page.NextToken == "" {
 			break
+		}
+		if maxPages > 0 && pages >= maxPages {
+			return nil, errLargeDirectory
 		}
 		token = page.NextToken
 	}
