@@ -67,9 +67,10 @@ func (d *dirNode) readMetadata(ctx context.Context, name string, a entryAttr) (e
 	return a, nil
 }
 
-// readListingMetadata completes, in parallel, the entries of a fresh
-// listing that the mount knows nothing more of, so that READDIRPLUS hands
-// the kernel their stored attributes.
+// readListingMetadata completes the entries of a fresh listing that the
+// mount knows nothing more of, so that READDIRPLUS hands the kernel their
+// stored attributes: one HEAD each, at most renameConcurrency at once (see
+// forEach), all done before it returns.
 func (d *dirNode) readListingMetadata(ctx context.Context, l *dirListing) {
 	var names []string
 	for _, name := range l.names {
