@@ -471,3 +471,60 @@ func TestSmallOps(t *testing.T) {
 		t.Fatalf("fsync of a directory: %v", err)
 	}
 }
+
+// TestResticSequence: restic saves a file as temp file, write, fsync,
+// close, rename into place, fsync of the directory, chmod to read-only; the
+// object must hold the data and the mode, also after a remount.
+func TestResticSequence(t *testing.T) {
+	requireFUSE(t)
+	srv := s3test.StartMinIO(t)
+	bucket, c := srv.Bucket(t)
+	m := mountBucket(t, srv, bucket)
+	if err := os.MkdirAll(m.Path("repo/data/ab"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	data := randomBytes(42, 9<<20+123) // more than one 8 MiB part: a multipart upload
+	tmp, final := m.Path("repo/data/ab/.tmp-1234"), m.Path("repo/data/ab/ab12cd")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatalf("fsync: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		t.Fatalf("rename: %v", err)
+	}
+	d, err := os.Open(m.Path("repo/data/ab"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Sync(); err != nil {
+		t.Fatalf("fsync of the directory: %v", err)
+	}
+	d.Close()
+	if err := os.Chmod(final, 0o444); err != nil {
+		t.Fatalf("chmod: %v", err)
+	}
+	if got := s3test.GetObject(t, c, "repo/data/ab/ab12cd"); sha(got) != sha(data) {
+		t.Fatal("the object differs from what was written")
+	}
+	m.Unmount(t) // writes the pending chmod
+	m2 := mountBucket(t, srv, bucket)
+	st, err := os.Stat(m2.Path("repo/data/ab/ab12cd"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Mode().Perm() != 0o444 || st.Size() != int64(len(data)) {
+		t.Fatalf("after remount: mode %v size %d; want 0444 and %d", st.Mode(), st.Size(), len(data))
+	}
+	if _, err := os.Stat(m2.Path("repo/data/ab/.tmp-1234")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the temp file is still there: %v", err)
+	}
+}
