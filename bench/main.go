@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/bucketfs/bucketfs/bench/s3proxy"
+	bfs "github.com/bucketfs/bucketfs/fs"
 	"github.com/bucketfs/bucketfs/s3client"
 	"github.com/bucketfs/bucketfs/s3client/s3test"
 )
@@ -263,7 +264,7 @@ func (r *runner) close() {
 		entries, _ := os.ReadDir(filepath.Join(r.work, "mnt"))
 		for _, e := range entries {
 			dir := filepath.Join(r.work, "mnt", e.Name())
-			if ok, err := isMounted(dir); ok || err != nil {
+			if ok, err := bfs.IsMountpoint(dir); ok || err != nil {
 				r.progress.printf("%s is still mounted (%v); leaving %s in place", dir, err, r.work)
 				return
 			}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	bfs "github.com/bucketfs/bucketfs/fs"
 )
 
 // mount is a bucketfs process this harness started in the foreground, and
@@ -67,7 +69,7 @@ func (r *runner) startMount(p *profile, bucket, prefix, name string) (*mount, er
 	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ok, err := isMounted(dir)
+		ok, err := bfs.IsMountpoint(dir)
 		if err != nil {
 			m.stop()
 			return nil, err
@@ -102,7 +104,7 @@ func (m *mount) Path(name string) string { return filepath.Join(m.Dir, name) }
 func (m *mount) stop() error {
 	var errs []string
 	for attempt := 0; ; attempt++ {
-		ok, err := isMounted(m.Dir)
+		ok, err := bfs.IsMountpoint(m.Dir)
 		if err != nil || !ok {
 			break
 		}
@@ -162,41 +164,4 @@ func (m *mount) warnings() int {
 		}
 	}
 	return n
-}
-
-// isMounted says whether dir is a mountpoint in /proc/self/mountinfo.
-func isMounted(dir string) (bool, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return false, fmt.Errorf("reading mountinfo: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) > 4 && unescapeMountinfo(fields[4]) == dir {
-			return true, nil
-		}
-	}
-	return false, sc.Err()
-}
-
-// unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v byte
-			if _, err := fmt.Sscanf(s[i+1:i+4], "%03o", &v); err == nil {
-				b.WriteByte(v)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	bfs "github.com/bucketfs/bucketfs/fs"
 	"github.com/bucketfs/bucketfs/s3client/s3test"
 )
 
@@ -39,17 +39,11 @@ func cli(t testing.TB, srv *s3test.Server, args ...string) (string, int) {
 
 func isMounted(t testing.TB, dir string) bool {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/mountinfo")
+	ok, err := bfs.IsMountpoint(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) > 4 && f[4] == dir {
-			return true
-		}
-	}
-	return false
+	return ok
 }
 
 // TestCLIBadInput: every bad input gets its message and exit code before

@@ -85,9 +85,3 @@ func TestRunExitCodes(t *testing.T) {
 		t.Fatalf("missing mountpoint: exit %d, %q", code, errb.String())
 	}
 }
-
-func TestUnescapeMountPath(t *testing.T) {
-	if got := unescapeMountPath(`/a\040b\011c`); got != "/a b\tc" {
-		t.Fatalf("got %q", got)
-	}
-}
