@@ -98,14 +98,7 @@ func TestCompleteErrorBodies(t *testing.T) {
 		{"truncated result", `<?xml version="1.0" encoding="UTF-8"?><CompleteMultipartUploadResult><Loca`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := s3test.StartMinIO(t)
-			name := s3test.BucketName(t.Name())
-			srv.CreateBucket(t, name)
-			ft := s3test.NewFaultTransport(nil)
-			cfg := srv.Config(name)
-			cfg.WrapTransport = ft.Wrap
-			cfg.MaxAttempts = 1
-			c := srv.Client(t, cfg)
+			c, ft := faultClient(t, 1)
 			ctx := context.Background()
 			id, p := onePartUpload(t, c, "k")
 			f := s3test.Fault{Body: tc.body}
@@ -127,13 +120,7 @@ func TestCompleteErrorBodies(t *testing.T) {
 // key is written, an existing one answers ErrPreconditionFailed, and later
 // exclusive writes skip the condition.
 func TestExclusiveWriteFallback(t *testing.T) {
-	srv := s3test.StartMinIO(t)
-	name := s3test.BucketName(t.Name())
-	srv.CreateBucket(t, name)
-	ft := s3test.NewFaultTransport(nil)
-	cfg := srv.Config(name)
-	cfg.WrapTransport = ft.Wrap
-	c := srv.Client(t, cfg)
+	c, ft := faultClient(t, 0)
 	ctx := context.Background()
 	conditional := ft.Add(s3test.Rule{
 		Match: func(r *http.Request) bool { return r.Header.Get("If-None-Match") != "" },
@@ -177,4 +164,19 @@ func onePartUpload(t *testing.T, c *s3client.Client, key string) (string, s3clie
 		t.Fatal(err)
 	}
 	return id, p
+}
+
+// faultClient starts MinIO with a bucket for the test and returns a client
+// whose transport injects the faults added to ft; maxAttempts 0 keeps the
+// client's default retries.
+func faultClient(t *testing.T, maxAttempts int) (*s3client.Client, *s3test.FaultTransport) {
+	t.Helper()
+	srv := s3test.StartMinIO(t)
+	name := s3test.BucketName(t.Name())
+	srv.CreateBucket(t, name)
+	ft := s3test.NewFaultTransport(nil)
+	cfg := srv.Config(name)
+	cfg.WrapTransport = ft.Wrap
+	cfg.MaxAttempts = maxAttempts
+	return srv.Client(t, cfg), ft
 }
