@@ -161,7 +161,7 @@ func (d *dirNode) resolve(ctx context.Context, name string) (entryAttr, syscall.
 		if r, hit := d.b.lookups.Get(key); hit && r.found && r.attr.isDir == a.isDir && (a.isDir || r.attr.describes(a) || !a.fromHead && r.attr.fromHead && r.attr.etag == "") {
 			a = r.attr // a HEAD or a change through this mount knows more
 		}
-		if !a.isDir && !d.knows(name, a) || d.b.cfg.ExactAttrs && !d.knows(name, a) {
+		if (!a.isDir || d.b.cfg.ExactAttrs) && !d.knows(name, a) {
 			// A name looked up by itself shows its stored attributes:
 			// one HEAD, as the listing has no metadata.
 			h, err := d.readMetadata(ctx, name, a)

@@ -14,6 +14,9 @@ import (
 // marker) before the kernel sees it: a listing has no x-amz-meta-*, and the
 // kernel would otherwise cache the listing's view for the metadata TTL.
 
+// metadataConcurrency bounds the HEADs one listing's completion runs at once.
+const metadataConcurrency = 16
+
 // knows says whether a (from a listing) needs no HEAD: it carries metadata,
 // or this mount already read or wrote the same object's.
 func (d *dirNode) knows(name string, a entryAttr) bool {
@@ -69,8 +72,8 @@ func (d *dirNode) readMetadata(ctx context.Context, name string, a entryAttr) (e
 
 // readListingMetadata completes the entries of a fresh listing that the
 // mount knows nothing more of, so that READDIRPLUS hands the kernel their
-// stored attributes: one HEAD each, at most renameConcurrency at once (see
-// forEach), all done before it returns.
+// stored attributes: one HEAD each, at most metadataConcurrency at once,
+// all done before it returns.
 func (d *dirNode) readListingMetadata(ctx context.Context, l *dirListing) {
 	var names []string
 	for _, name := range l.names {
@@ -78,7 +81,7 @@ func (d *dirNode) readListingMetadata(ctx context.Context, l *dirListing) {
 			names = append(names, name)
 		}
 	}
-	forEach(len(names), func(i int) {
+	forEach(len(names), metadataConcurrency, func(i int) {
 		if _, err := d.readMetadata(ctx, names[i], l.entries[names[i]]); err != nil && ctx.Err() == nil {
 			d.b.log.WithError(err).WithFields(logrus.Fields{"op": "readdir", "key": d.key(names[i]), "code": s3client.Code(err)}).Warn("reading metadata failed; showing the listing's attributes")
 		}

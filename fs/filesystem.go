@@ -272,6 +272,9 @@ const maxCopySize = 5 << 30
 // copyPartSize is the part size of a multipart copy.
 const copyPartSize = 512 << 20
 
+// copyConcurrency bounds the UploadPartCopy requests of one multipart copy.
+const copyConcurrency = 8
+
 // copyObject copies src to dst on the server: one CopyObject up to 5 GiB,
 // a parallel multipart copy (UploadPartCopy) above. It returns the new
 // object's ETag, so that a later listing is recognised as the same object.
@@ -310,28 +313,16 @@ func (b *bucketFS) multipartCopy(ctx context.Context, src, dst string, size int6
 	}
 	parts := make([]s3client.CompletedPart, n)
 	errs := make(chan error, n)
-	sem := make(chan struct{}, 8)
-	var wg sync.WaitGroup
-	for i := 0; i < n; i++ {
+	forEach(n, copyConcurrency, func(i int) {
 		first := int64(i) * partSize
-		last := first + partSize - 1
-		if last >= size {
-			last = size - 1
+		last := min(first+partSize, size) - 1
+		p, err := b.client.UploadPartCopy(ctx, src, dst, id, int32(i+1), first, last)
+		if err != nil {
+			errs <- err
+			return
 		}
-		wg.Add(1)
-		sem <- struct{}{}
-		go func(i int, first, last int64) {
-			defer wg.Done()
-			defer func() { <-sem }()
-			p, err := b.client.UploadPartCopy(ctx, src, dst, id, int32(i+1), first, last)
-			if err != nil {
-				errs <- err
-				return
-			}
-			parts[i] = p
-		}(i, first, last)
-	}
-	wg.Wait()
+		parts[i] = p
+	})
 	close(errs)
 	if err := <-errs; err != nil {
 		b.abortUpload(dst, id)

@@ -52,8 +52,8 @@ var (
 // readBlock is one prefetched range of the object.
 type readBlock struct {
 	off, n int64
-	buf    *[]byte // from bucketFS.blocks when pooled; returned once done and dropped
-	pooled bool
+	buf    *[]byte // the block's bytes; written only by its fetch until done closes
+	pooled bool    // buf came from bucketFS.blocks and goes back there once done and dropped
 	done   chan struct{}
 	err    error // set before done is closed
 	cancel context.CancelFunc

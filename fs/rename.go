@@ -239,7 +239,7 @@ func (d *dirNode) renameDir(ctx context.Context, child *gofs.Inode, src, dst str
 	copied := make([]string, 0, len(objs))
 	var mu sync.Mutex // guards copied and firstErr
 	var firstErr error
-	forEach(len(objs), func(i int) {
+	forEach(len(objs), renameConcurrency, func(i int) {
 		o := objs[i]
 		to := dstPrefix + strings.TrimPrefix(o.Key, srcPrefix)
 		_, err := b.copyObject(ctx, o.Key, to, o.Size, s3client.CopyOptions{})
@@ -304,9 +304,10 @@ func (b *bucketFS) deleteKeys(ctx context.Context, keys []string) error {
 	return nil
 }
 
-// forEach runs f(0..n-1) with at most renameConcurrency at once.
-func forEach(n int, f func(i int)) {
-	sem := make(chan struct{}, renameConcurrency)
+// forEach runs f(0..n-1), at most limit at once, and returns when all
+// have returned; each call runs in a goroutine of its own.
+func forEach(n, limit int, f func(i int)) {
+	sem := make(chan struct{}, limit)
 	var wg sync.WaitGroup
 	for i := 0; i < n; i++ {
 		wg.Add(1)
