@@ -281,7 +281,7 @@ func (f *fileNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	if target != "" {
 		return []byte(target), 0
 	}
-	rc, err := f.b.client.GetRange(ctx, key, 0, -1)
+	rc, err := f.b.client.GetRange(ctx, key, 0, -1, "")
 	if err != nil {
 		return nil, toErrno(err)
 	}

@@ -316,7 +316,7 @@ func (b *bucketFS) multipartCopy(ctx context.Context, src, dst string, size int6
 	forEach(n, copyConcurrency, func(i int) {
 		first := int64(i) * partSize
 		last := min(first+partSize, size) - 1
-		p, err := b.client.UploadPartCopy(ctx, src, dst, id, int32(i+1), first, last)
+		p, err := b.client.UploadPartCopy(ctx, src, "", dst, id, int32(i+1), first, last)
 		if err != nil {
 			errs <- err
 			return

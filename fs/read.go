@@ -198,7 +198,7 @@ func (h *readHandle) fetch(ctx context.Context, blk *readBlock) {
 
 // readRange fills buf from the object at off with one ranged GET.
 func (h *readHandle) readRange(ctx context.Context, buf []byte, off int64) (int, error) {
-	rc, err := h.b.client.GetRange(ctx, h.key, off, int64(len(buf)))
+	rc, err := h.b.client.GetRange(ctx, h.key, off, int64(len(buf)), "")
 	if err != nil {
 		return 0, err
 	}

@@ -37,7 +37,7 @@ func (c *memoryObjectClient) List(ctx context.Context, prefix, delimiter, token 
 func (c *memoryObjectClient) Head(ctx context.Context, key string) (*s3client.ObjectInfo, error) {
 	return &s3client.ObjectInfo{Key: key, Size: int64(len(c.data))}, nil
 }
-func (c *memoryObjectClient) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+func (c *memoryObjectClient) GetRange(ctx context.Context, key string, offset, length int64, ifMatch string) (io.ReadCloser, error) {
 	c.gets.Add(1)
 	end := int64(len(c.data))
 	if length >= 0 && offset+length < end {
@@ -66,7 +66,7 @@ func (c *memoryObjectClient) ListMultipartUploads(ctx context.Context, prefix st
 func (c *memoryObjectClient) Copy(ctx context.Context, src, dst string, opts s3client.CopyOptions) (string, error) {
 	return `"copy"`, nil
 }
-func (c *memoryObjectClient) UploadPartCopy(ctx context.Context, src, key, uploadID string, number int32, first, last int64) (s3client.CompletedPart, error) {
+func (c *memoryObjectClient) UploadPartCopy(ctx context.Context, src, srcETag, key, uploadID string, number int32, first, last int64) (s3client.CompletedPart, error) {
 	return s3client.CompletedPart{Number: number, ETag: `"copy"`, Size: last - first + 1}, nil
 }
 func (c *memoryObjectClient) Delete(ctx context.Context, key string) error        { return nil }

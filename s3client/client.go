@@ -69,8 +69,10 @@ type API interface {
 	List(ctx context.Context, prefix, delimiter, token string, maxKeys int32) (*ListPage, error)
 	// Head returns an object's attributes and metadata.
 	Head(ctx context.Context, key string) (*ObjectInfo, error)
-	// GetRange returns length bytes of key from offset (length < 0: to the end).
-	GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
+	// GetRange returns length bytes of key from offset (length < 0: to the
+	// end). A non-empty ifMatch (an ETag) makes it fail with
+	// ErrPreconditionFailed when the object is no longer that version.
+	GetRange(ctx context.Context, key string, offset, length int64, ifMatch string) (io.ReadCloser, error)
 	// Put writes a whole object in one request and returns its ETag.
 	Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts PutOptions) (string, error)
 	// CreateMultipartUpload starts a multipart upload and returns its ID.
@@ -85,8 +87,10 @@ type API interface {
 	ListMultipartUploads(ctx context.Context, prefix string) ([]string, error)
 	// Copy copies src to dst on the server (up to 5 GiB).
 	Copy(ctx context.Context, src, dst string, opts CopyOptions) (string, error)
-	// UploadPartCopy copies bytes [first, last] of src into part number of an upload.
-	UploadPartCopy(ctx context.Context, src, key, uploadID string, number int32, first, last int64) (CompletedPart, error)
+	// UploadPartCopy copies bytes [first, last] of src into part number of an
+	// upload. A non-empty srcETag conditions the copy on that version of src
+	// (x-amz-copy-source-if-match): ErrPreconditionFailed when it changed.
+	UploadPartCopy(ctx context.Context, src, srcETag, key, uploadID string, number int32, first, last int64) (CompletedPart, error)
 	// Delete removes a key; deleting a missing key succeeds, as in S3.
 	Delete(ctx context.Context, key string) error
 	// DeleteMany removes up to 1,000 keys in one request.

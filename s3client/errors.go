@@ -12,8 +12,12 @@ import (
 // Sentinel errors that callers test with errors.Is. The S3 error codes that
 // map to each are decided here, in one place, not at call sites.
 var (
-	// ErrNotFound is a missing key or bucket (NoSuchKey, NotFound, NoSuchBucket, 404).
+	// ErrNotFound is a missing key (NoSuchKey, HEAD's NotFound, or a 404
+	// that names nothing else). A missing bucket or upload is not a missing
+	// key: they have sentinels of their own.
 	ErrNotFound = errors.New("not found")
+	// ErrNoSuchBucket is a bucket that does not exist (NoSuchBucket).
+	ErrNoSuchBucket = errors.New("no such bucket")
 	// ErrPreconditionFailed is a failed conditional request (412, If-None-Match on an existing key).
 	ErrPreconditionFailed = errors.New("precondition failed")
 	// ErrAccessDenied is a refusal by S3 (AccessDenied, 403, bad credentials).
@@ -69,7 +73,9 @@ func (e *Error) Unwrap() error { return e.Err }
 func (e *Error) Is(target error) bool {
 	switch target {
 	case ErrNotFound:
-		return e.Code == "NoSuchKey" || e.Code == "NotFound" || e.Code == "NoSuchBucket" || e.Status == 404
+		return e.Code == "NoSuchKey" || e.Code == "NotFound" || (e.Code == "" && e.Status == 404)
+	case ErrNoSuchBucket:
+		return e.Code == "NoSuchBucket"
 	case ErrPreconditionFailed:
 		return e.Code == "PreconditionFailed" || e.Status == 412
 	case ErrAccessDenied:

@@ -270,8 +270,11 @@ func (c *Client) Head(ctx context.Context, key string) (*ObjectInfo, error) {
 }
 
 // GetRange implements API.
-func (c *Client) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+func (c *Client) GetRange(ctx context.Context, key string, offset, length int64, ifMatch string) (io.ReadCloser, error) {
 	in := &s3.GetObjectInput{Bucket: &c.bucket, Key: &key}
+	if ifMatch != "" {
+		in.IfMatch = aws.String(ifMatch)
+	}
 	switch {
 	case length > 0:
 		in.Range = aws.String(fmt.Sprintf("bytes=%d-%d", offset, offset+length-1))
@@ -489,8 +492,13 @@ func (c *Client) CreateBucket(ctx context.Context) error {
 }
 
 // UploadPartCopy implements API.
-func (c *Client) UploadPartCopy(ctx context.Context, src, key, uploadID string, number int32, first, last int64) (CompletedPart, error) {
+func (c *Client) UploadPartCopy(ctx context.Context, src, srcETag, key, uploadID string, number int32, first, last int64) (CompletedPart, error) {
+	var ifMatch *string
+	if srcETag != "" {
+		ifMatch = aws.String(srcETag)
+	}
 	out, err := c.s3.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
+		CopySourceIfMatch: ifMatch,
 		Bucket:          &c.bucket,
 		Key:             &key,
 		UploadId:        &uploadID,

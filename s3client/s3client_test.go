@@ -31,7 +31,7 @@ func TestObjectRoundTrip(t *testing.T) {
 	if _, err := c.Head(ctx, "missing"); !errors.Is(err, s3client.ErrNotFound) {
 		t.Fatalf("head missing: %v", err)
 	}
-	rc, err := c.GetRange(ctx, "a/b.txt", 1, 3)
+	rc, err := c.GetRange(ctx, "a/b.txt", 1, 3, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestObjectRoundTrip(t *testing.T) {
 	if string(b) != "ell" {
 		t.Fatalf("range = %q", b)
 	}
-	if _, err := c.GetRange(ctx, "a/b.txt", 5, 10); !errors.Is(err, s3client.ErrInvalidRange) {
+	if _, err := c.GetRange(ctx, "a/b.txt", 5, 10, ""); !errors.Is(err, s3client.ErrInvalidRange) {
 		t.Fatalf("range at EOF: %v", err)
 	}
 	page, err := c.List(ctx, "", "/", "", 0)

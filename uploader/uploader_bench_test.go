@@ -93,7 +93,7 @@ func (c *discardClient) List(ctx context.Context, prefix, delimiter, token strin
 func (c *discardClient) Head(ctx context.Context, key string) (*s3client.ObjectInfo, error) {
 	return nil, s3client.ErrNotFound
 }
-func (c *discardClient) GetRange(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error) {
+func (c *discardClient) GetRange(ctx context.Context, key string, offset, length int64, ifMatch string) (io.ReadCloser, error) {
 	return io.NopCloser(strings.NewReader("")), nil
 }
 func (c *discardClient) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts s3client.PutOptions) (string, error) {
@@ -122,7 +122,7 @@ func (c *discardClient) ListMultipartUploads(ctx context.Context, prefix string)
 func (c *discardClient) Copy(ctx context.Context, src, dst string, opts s3client.CopyOptions) (string, error) {
 	return `"copy"`, nil
 }
-func (c *discardClient) UploadPartCopy(ctx context.Context, src, key, uploadID string, number int32, first, last int64) (s3client.CompletedPart, error) {
+func (c *discardClient) UploadPartCopy(ctx context.Context, src, srcETag, key, uploadID string, number int32, first, last int64) (s3client.CompletedPart, error) {
 	return s3client.CompletedPart{Number: number, ETag: `"copy"`, Size: last - first + 1}, nil
 }
 func (c *discardClient) Delete(ctx context.Context, key string) error        { return nil }

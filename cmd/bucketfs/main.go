@@ -135,7 +135,7 @@ func checkBucket(ctx context.Context, o *options) error {
 	}
 	var se *s3client.Error
 	switch {
-	case errors.Is(err, s3client.ErrNotFound):
+	case errors.Is(err, s3client.ErrNotFound) || errors.Is(err, s3client.ErrNoSuchBucket):
 		return fmt.Errorf("bucket %q does not exist at %s (NoSuchBucket)", o.bucket, where)
 	case errors.Is(err, s3client.ErrAccessDenied):
 		return fmt.Errorf("bucket %q is not accessible at %s: access denied (%s); check the credentials and the bucket policy", o.bucket, where, codeOr(err, "AccessDenied"))

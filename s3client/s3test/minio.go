@@ -306,7 +306,7 @@ func PutObjects(t testing.TB, c s3client.API, objects map[string][]byte) {
 // GetObject reads a whole object directly, bypassing any mount.
 func GetObject(t testing.TB, c s3client.API, key string) []byte {
 	t.Helper()
-	rc, err := c.GetRange(context.Background(), key, 0, -1)
+	rc, err := c.GetRange(context.Background(), key, 0, -1, "")
 	if err != nil {
 		t.Fatalf("GetObject %s: %v", key, err)
 	}
