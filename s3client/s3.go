@@ -512,7 +512,8 @@ func (c *Client) UploadPartCopy(ctx context.Context, src, srcETag, key, uploadID
 	if out.CopyPartResult == nil || aws.ToString(out.CopyPartResult.ETag) == "" {
 		return CompletedPart{}, wrapError("UploadPartCopy", key, ErrEmptyResult)
 	}
-	return CompletedPart{Number: number, ETag: aws.ToString(out.CopyPartResult.ETag), Size: last - first + 1}, nil
+	return CompletedPart{Number: number, ETag: aws.ToString(out.CopyPartResult.ETag),
+		ChecksumCRC32C: aws.ToString(out.CopyPartResult.ChecksumCRC32C), Size: last - first + 1}, nil
 }
 
 // DeleteMany implements API. A key S3 could not delete fails the call.

@@ -14,6 +14,12 @@ type Config struct {
 	// MemoryLimit bounds the part buffers of every open file together
 	// (0: DefaultMemoryLimit). Writers wait when it is spent.
 	MemoryLimit int64
+	// MemoryWait is how long a writer waits for memory while none is
+	// released before it gives up with ErrNoMemory (0: DefaultMemoryWait).
+	// The wait restarts at every release, so writers behind slow but
+	// progressing uploads keep waiting; only writers that hold half-filled
+	// parts and wait for each other give up.
+	MemoryWait time.Duration
 	// Concurrency bounds the parts in flight over all uploads (0: DefaultConcurrency).
 	Concurrency int
 	// SpillDir is where parts too large to hold in memory are staged
@@ -29,5 +35,6 @@ type Config struct {
 const (
 	DefaultPartSize    = 8 << 20
 	DefaultMemoryLimit = 512 << 20
+	DefaultMemoryWait  = 30 * time.Second
 	DefaultConcurrency = 16
 )

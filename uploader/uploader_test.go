@@ -284,7 +284,10 @@ func TestMemoryBudgetBlocksAndResumes(t *testing.T) {
 	}
 	tb.checkObject(t, "slow", data)
 
-	// Eight writers, a budget of four parts: all finish.
+	// Eight writers, a budget of four parts, whole-part writes: each write
+	// fills a part that is sent at once, so no writer holds a half-filled
+	// part while it waits, and all finish. (Writers that do hold half-filled
+	// parts can wait for each other: TestNoMemoryWhenWritersWaitForEachOther.)
 	var wg sync.WaitGroup
 	errs := make(chan error, 8)
 	for i := 0; i < 8; i++ {
@@ -293,8 +296,8 @@ func TestMemoryBudgetBlocksAndResumes(t *testing.T) {
 			defer wg.Done()
 			up := u.Start(fmt.Sprintf("many/%d", i), s3client.PutOptions{})
 			d := randomData(uint64(100+i), 2*MinPartSize+i)
-			for off := 0; off < len(d); off += 256 << 10 {
-				if _, err := up.Write(context.Background(), d[off:min(off+256<<10, len(d))]); err != nil {
+			for off := 0; off < len(d); off += MinPartSize {
+				if _, err := up.Write(context.Background(), d[off:min(off+MinPartSize, len(d))]); err != nil {
 					errs <- err
 					return
 				}
@@ -321,28 +324,31 @@ func TestMemoryBudgetBlocksAndResumes(t *testing.T) {
 }
 
 // TestWriterWaitHonoursContext: a writer waiting for memory gives up when
-// its context ends.
+// its context ends, resumes when memory is released, and a reservation
+// larger than the budget fails at once.
 func TestWriterWaitHonoursContext(t *testing.T) {
 	l := newMemoryLimiter(10)
-	if err := l.reserve(context.Background(), 8); err != nil {
+	if err := l.reserve(context.Background(), 8, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if err := l.reserve(ctx, 5); !errors.Is(err, context.DeadlineExceeded) {
+	if err := l.reserve(ctx, 5, time.Minute); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("reserve over budget: %v", err)
 	}
-	go func() { time.Sleep(20 * time.Millisecond); l.release(8) }()
-	if err := l.reserve(context.Background(), 5); err != nil {
+	go func() { time.Sleep(20 * time.Millisecond); l.release(8, nil) }()
+	if err := l.reserve(context.Background(), 5, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.reserve(context.Background(), 11); err == nil {
+	if err := l.reserve(context.Background(), 11, time.Minute); err == nil {
 		t.Fatal("a reservation larger than the budget succeeded")
 	}
 }
 
-// TestSpilledParts: parts larger than a quarter of the budget are staged
-// on disk; memory stays within the budget and the object is right.
+// TestSpilledParts: parts after the first that are larger than a quarter
+// of the budget are staged on disk and hold no memory; the first part is
+// in memory all the same (the budget holds one part); the object is right
+// and no spill file is left.
 func TestSpilledParts(t *testing.T) {
 	tb := newTestBed(t)
 	dir := t.TempDir()
@@ -350,9 +356,17 @@ func TestSpilledParts(t *testing.T) {
 	tb.faults.Add(s3test.Rule{Op: "UploadPart", Times: 1, Fault: s3test.Fault{Status: 503, Code: "SlowDown"}})
 	data := randomData(9, 20<<20)
 	up := u.Start("spilled", s3client.PutOptions{})
-	writeAll(t, up, data, 1<<20)
+	writeAll(t, up, data[:4<<20], 1<<20)
+	if r := u.memory.reserved(); r < 4<<20 {
+		t.Fatalf("the first part holds %d bytes of memory, want its 4 MiB", r)
+	}
+	writeAll(t, up, data[4<<20:], 1<<20)
+	up.running.Wait() // the first two parts are uploaded; the third is being filled
 	if r := u.memory.reserved(); r != 0 {
 		t.Fatalf("spilled parts reserved %d bytes of memory", r)
+	}
+	if spills, _ := filepathGlob(dir); len(spills) != 1 {
+		t.Fatalf("spill files while the third part fills: %v, want one", spills)
 	}
 	if _, err := up.Complete(context.Background()); err != nil {
 		t.Fatal(err)

@@ -288,6 +288,7 @@ func serve(ctx context.Context, o *options, stderr io.Writer) error {
 		Upload: uploader.Config{
 			PartSize:    o.partSize,
 			MemoryLimit: o.uploadMemory,
+			MemoryWait:  o.uploadMemoryWait,
 			Concurrency: o.uploadConcurrency,
 		},
 		Log:       log,

@@ -33,6 +33,7 @@ type options struct {
 
 	partSize          int64
 	uploadMemory      int64
+	uploadMemoryWait  time.Duration
 	uploadConcurrency int
 	metadataTTL       time.Duration
 	exactAttrs        bool
@@ -72,6 +73,7 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&o.help, "h", false, "short for --help")
 	fs.Var(sizeValue{&o.partSize}, "part-size", "size of the first parts of a multipart upload, 5MiB to 5GiB; later parts grow")
 	fs.Var(sizeValue{&o.uploadMemory}, "upload-memory", "memory for the part buffers of all files being written together")
+	fs.DurationVar(&o.uploadMemoryWait, "upload-memory-wait", uploader.DefaultMemoryWait, "how long a write waits for upload memory while none is released before it fails with ENOBUFS")
 	fs.IntVar(&o.uploadConcurrency, "upload-concurrency", uploader.DefaultConcurrency, "parts uploaded at once, over all files")
 	fs.DurationVar(&o.metadataTTL, "metadata-ttl", 5*time.Second, "how long names, attributes and listings are trusted without asking S3")
 	fs.BoolVar(&o.exactAttrs, "exact-attrs", false, "show every object's x-amz-meta-* mode and mtime, not a listing's view, at one HEAD per object on its first stat")
@@ -142,6 +144,8 @@ func (o *options) check() error {
 		return fmt.Errorf("--part-size %s is outside 5MiB to 5GiB", formatSize(o.partSize))
 	case o.uploadMemory < o.partSize:
 		return fmt.Errorf("--upload-memory %s is smaller than --part-size %s", formatSize(o.uploadMemory), formatSize(o.partSize))
+	case o.uploadMemoryWait <= 0:
+		return fmt.Errorf("--upload-memory-wait must be positive")
 	case o.uploadConcurrency < 1:
 		return fmt.Errorf("--upload-concurrency must be at least 1")
 	case o.metadataTTL < 0:

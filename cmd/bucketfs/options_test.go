@@ -38,8 +38,11 @@ func TestParseArgs(t *testing.T) {
 			return o.foreground && o.uid == 7 && o.fileMode == 0o600 && o.metadataTTL == time.Minute && o.mountpoint == "/m"
 		}},
 		{"defaults", []string{"b", "/m"}, "", func(o *options) bool {
-			return o.partSize == 8<<20 && o.uploadMemory == 512<<20 && o.uploadConcurrency == 16 && o.fileMode == 0o644 && o.dirMode == 0o755 && !o.foreground && !o.exactAttrs
+			return o.partSize == 8<<20 && o.uploadMemory == 512<<20 && o.uploadMemoryWait == 30*time.Second && o.uploadConcurrency == 16 && o.fileMode == 0o644 && o.dirMode == 0o755 && !o.foreground && !o.exactAttrs
 		}},
+		{"upload memory wait", []string{"b", "/m", "--upload-memory-wait", "2m"}, "", func(o *options) bool { return o.uploadMemoryWait == 2*time.Minute }},
+		{"upload memory wait zero", []string{"--upload-memory-wait=0s", "b", "/m"}, "--upload-memory-wait must be positive", nil},
+		{"upload memory wait bad", []string{"--upload-memory-wait", "forever", "b", "/m"}, "invalid", nil},
 		{"exact attributes", []string{"--exact-attrs", "b", "/m"}, "", func(o *options) bool { return o.exactAttrs }},
 		{"unknown flag", []string{"--bogus", "b", "/m"}, "not defined", nil},
 		{"bad size", []string{"--part-size", "lots", "b", "/m"}, "not a size", nil},

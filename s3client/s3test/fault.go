@@ -206,6 +206,9 @@ func (f *FaultTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 	}
 	if !fault.AfterSend {
+		if !fault.Reset && fault.Status == 0 && fault.Body == "" && !fault.Empty {
+			return next.RoundTrip(r) // a delay only: the request goes on whole
+		}
 		if r.Body != nil {
 			_, _ = io.Copy(io.Discard, r.Body)
 			r.Body.Close()
@@ -215,10 +218,8 @@ func (f *FaultTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 			return nil, resetError()
 		case fault.Status != 0:
 			return errorResponse(r, fault.Status, fault.Code), nil
-		case fault.Body != "" || fault.Empty:
-			return bodyResponse(r, 200, fault.Body), nil
 		}
-		return next.RoundTrip(r)
+		return bodyResponse(r, 200, fault.Body), nil
 	}
 	resp, err := next.RoundTrip(r)
 	if err != nil {
