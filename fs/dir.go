@@ -12,6 +12,8 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/sirupsen/logrus"
+
+	"github.com/bucketfs/bucketfs/core"
 )
 
 // dirNode is a directory: a "/"-delimited key prefix. It exists implicitly
@@ -166,7 +168,7 @@ func (d *dirNode) resolve(ctx context.Context, name string) (entryAttr, syscall.
 			// one HEAD, as the listing has no metadata.
 			h, err := d.readMetadata(ctx, name, a)
 			if err != nil {
-				return entryAttr{}, toErrno(err) // gone since the listing: ENOENT
+				return entryAttr{}, core.Errno(err) // gone since the listing: ENOENT
 			}
 			a = h
 		}
@@ -174,12 +176,12 @@ func (d *dirNode) resolve(ctx context.Context, name string) (entryAttr, syscall.
 	}
 	a, err := d.b.lookupKey(ctx, key)
 	if err != nil {
-		return entryAttr{}, toErrno(err)
+		return entryAttr{}, core.Errno(err)
 	}
 	if d.b.cfg.ExactAttrs && !d.knows(name, a) {
 		// A directory's attributes are in its marker's metadata.
 		if a, err = d.readMetadata(ctx, name, a); err != nil {
-			return entryAttr{}, toErrno(err)
+			return entryAttr{}, core.Errno(err)
 		}
 	}
 	return a, 0
@@ -319,7 +321,7 @@ func (d *dirNode) childInode(ctx context.Context, name string, a entryAttr, out 
 		}
 		return d.NewInode(ctx, nd, gofs.StableAttr{Mode: syscall.S_IFDIR})
 	}
-	fn := &fileNode{b: d.b, key: d.key(name)}
+	fn := newFileNode(d.b, d.key(name))
 	fn.setAttr(a)
 	if d.b.cfg.ExactAttrs && !a.fromHead {
 		expireAttr(out) // Getattr reads the metadata
@@ -408,7 +410,7 @@ func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHan
 	l, err := d.list(ctx)
 	if err != nil {
 		d.b.log.WithError(err).WithFields(logrus.Fields{"op": "readdir", "key": d.currentPrefix()}).Warn("listing failed")
-		return nil, 0, toErrno(err)
+		return nil, 0, core.Errno(err)
 	}
 	if d.b.cfg.ExactAttrs {
 		d.readListingMetadata(ctx, l)

@@ -13,6 +13,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/sirupsen/logrus"
 
+	"github.com/bucketfs/bucketfs/core"
 	"github.com/bucketfs/bucketfs/s3client"
 )
 
@@ -21,11 +22,18 @@ type fileNode struct {
 	gofs.Inode
 	b *bucketFS
 
-	mu     sync.Mutex   // guards every field below
-	key    string       // the object's key
-	attr   entryAttr    // the object's attributes as last seen, pending changes applied
-	attrAt time.Time    // when attr was last confirmed by S3 or set by us
-	writer *writeHandle // the handle streaming an upload of this file, nil when none
+	// file is the file's write state (sessions, commits): the core decides
+	// and this node only translates. Set at creation, never changed.
+	file *core.File
+
+	// mu guards every field below. Lock order (core/doc.go): taken after
+	// core.File's lock (the core's hooks take it), so nothing here calls
+	// into f.file while holding it except the non-waiting SetMetadata,
+	// Writing and Dirty.
+	mu     sync.Mutex
+	key    string    // the object's key
+	attr   entryAttr // the object's attributes as last seen, pending changes applied
+	attrAt time.Time // when attr was last confirmed by S3 or set by us
 	// pending is true when attr holds mode, owner or time changes that are
 	// not yet in S3: a rename carries them in its copy, else applyPending
 	// does a self-copy after attrDelay (or at unmount).
@@ -40,6 +48,54 @@ var (
 	_ gofs.NodeSetattrer  = (*fileNode)(nil)
 	_ gofs.NodeReadlinker = (*fileNode)(nil)
 )
+
+// newFileNode returns a file node for key whose write state reports to it.
+func newFileNode(b *bucketFS, key string) *fileNode {
+	f := &fileNode{b: b, key: key}
+	f.file = b.core.NewFile(core.Hooks{
+		Options:   func() s3client.PutOptions { return f.uploadOptions() },
+		Committed: f.committed,
+		Failed:    f.failed,
+	})
+	return f
+}
+
+// committed records a version a write session published (core hook).
+func (f *fileNode) committed(v core.Version) {
+	f.mu.Lock()
+	f.attr.size = v.Size
+	f.attr.etag, f.attr.modified = v.ETag, time.Time{}
+	if !f.attr.mtimeSet {
+		f.attr.mtime = time.Now()
+	}
+	f.attr.meta = f.attr.withMeta()
+	f.attr.fromHead = true
+	f.attrAt = time.Now()
+	if f.pending {
+		f.markPendingLocked()
+	}
+	a := f.attr
+	f.mu.Unlock()
+	f.b.remember(v.Key, a)
+	parentListingPut(&f.Inode, &a)
+}
+
+// failed forgets what a failed write session showed (core hook): the next
+// stat asks S3, and the kernel is told to forget the name, which may not
+// exist at all when the file was new.
+func (f *fileNode) failed(key string, err error) {
+	f.b.forget(key)
+	f.mu.Lock()
+	f.attrAt = time.Time{}
+	f.mu.Unlock()
+	// Not from this goroutine: the kernel may hold locks while it waits
+	// for the request that failed.
+	go func() {
+		if name, parent := f.Parent(); parent != nil {
+			parent.NotifyEntry(name)
+		}
+	}()
+}
 
 // attrDelay is how long an attribute change on a closed file waits for a
 // rename to carry it (rsync renames right after chmod and utimes) before it
@@ -64,10 +120,10 @@ func (f *fileNode) setAttr(a entryAttr) entryAttr {
 	return f.attr
 }
 
+// writing says whether a write session of the file is open.
 func (f *fileNode) writing() bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.writer != nil
+	_, _, ok := f.file.Writing()
+	return ok
 }
 
 func (f *fileNode) currentKey() string {
@@ -76,19 +132,21 @@ func (f *fileNode) currentKey() string {
 	return f.key
 }
 
-// currentAttr returns the attributes to show: those of the open upload
-// (its size so far) while the file is being written.
-func (f *fileNode) currentAttr() (entryAttr, time.Time, *writeHandle) {
+// currentAttr returns the attributes to show: while the file is being
+// written, its size so far. It never waits for S3 (the session's size and
+// mtime are atomics): stat during a slow close answers at once.
+func (f *fileNode) currentAttr() (a entryAttr, at time.Time, writing bool) {
+	size, mtime, writing := f.file.Writing()
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	a := f.attr
-	if f.writer != nil {
-		a.size = f.writer.upload().Size()
+	a, at = f.attr, f.attrAt
+	f.mu.Unlock()
+	if writing {
+		a.size = size
 		if !a.mtimeSet {
-			a.mtime = f.writer.mtime()
+			a.mtime = mtime
 		}
 	}
-	return a, f.attrAt, f.writer
+	return a, at, writing
 }
 
 func (f *fileNode) fillEntry(out *fuse.EntryOut) syscall.Errno {
@@ -103,13 +161,13 @@ func (f *fileNode) fillEntry(out *fuse.EntryOut) syscall.Errno {
 func (f *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	a, at, w := f.currentAttr()
 	f.mu.Lock()
-	stale := w == nil && !f.pending && (time.Since(at) >= f.b.cfg.MetadataTTL || f.b.cfg.ExactAttrs && !a.fromHead)
+	stale := !w && !f.pending && (time.Since(at) >= f.b.cfg.MetadataTTL || f.b.cfg.ExactAttrs && !a.fromHead)
 	key := f.key
 	f.mu.Unlock()
 	if stale {
 		info, err := f.b.client.Head(ctx, key)
 		if err != nil {
-			return toErrno(err)
+			return core.Errno(err)
 		}
 		h := attrFromObject(info.Size, info.LastModified, info.ETag, info.Metadata, true)
 		h.contentType = info.ContentType
@@ -133,7 +191,7 @@ func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 	}
 	a, _, w := f.currentAttr()
 	if sz, ok := in.GetSize(); ok && int64(sz) != a.size {
-		if sz != 0 || w != nil {
+		if sz != 0 || w {
 			return syscall.ENOTSUP
 		}
 		if errno := f.truncateToZero(ctx); errno != 0 {
@@ -146,33 +204,25 @@ func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 		f.attr.mode |= syscall.S_IFREG
 	}
 	if changed {
-		if f.writer != nil && f.writer.upload().SetMetadata(f.attr.withMeta()) {
+		if f.file.SetMetadata(f.attr.withMeta()) {
 			changed = false // it rides in the upload
 		} else {
 			f.markPendingLocked()
 		}
 	}
-	a = f.attr
 	f.mu.Unlock()
-	if w := f.writerHandle(); w != nil {
-		a, _, _ = f.currentAttr()
-	}
+	a, _, _ = f.currentAttr()
 	a.fill(f.b, &out.Attr)
 	f.b.remember(f.currentKey(), a)
 	return 0
 }
 
-func (f *fileNode) writerHandle() *writeHandle {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.writer
-}
-
 // markPendingLocked (f.mu held) schedules the self-copy of pending changes.
-// While the file is being written they are applied when its upload completes.
+// While the file holds unwritten bytes they are applied when its upload
+// completes (the commit hook calls this again).
 func (f *fileNode) markPendingLocked() {
 	f.pending = true
-	if f.writer != nil {
+	if f.file.Dirty() {
 		return
 	}
 	if f.pendingTimer != nil {
@@ -202,7 +252,7 @@ func (f *fileNode) takePendingLocked() (map[string]string, bool) {
 // our own write or a HEAD, else one HEAD reads it first.
 func (f *fileNode) applyPending(ctx context.Context) error {
 	f.mu.Lock()
-	if !f.pending || f.writer != nil {
+	if !f.pending || f.file.Dirty() {
 		f.mu.Unlock()
 		return nil
 	}
@@ -249,14 +299,14 @@ func (f *fileNode) truncateToZero(ctx context.Context) syscall.Errno {
 	if !a.fromHead {
 		info, err := f.b.client.Head(ctx, key)
 		if err != nil {
-			return toErrno(err)
+			return core.Errno(err)
 		}
 		a.meta, a.contentType = info.Metadata, info.ContentType
 	}
 	meta := a.withMeta()
 	etag, err := f.b.client.Put(ctx, key, bytes.NewReader(nil), 0, s3client.PutOptions{Metadata: meta, ContentType: a.contentType})
 	if err != nil {
-		return toErrno(err)
+		return core.Errno(err)
 	}
 	f.mu.Lock()
 	f.attr.size, f.attr.etag, f.attr.meta, f.attr.fromHead = 0, etag, meta, true
@@ -283,7 +333,7 @@ func (f *fileNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 	}
 	rc, err := f.b.client.GetRange(ctx, key, 0, -1, "")
 	if err != nil {
-		return nil, toErrno(err)
+		return nil, core.Errno(err)
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(io.LimitReader(rc, 4096))
@@ -299,68 +349,64 @@ func (f *fileNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 // Open implements gofs.NodeOpener. Reading opens a read-ahead handle with
 // direct I/O: each read() reaches the handle whole (up to 1 MiB) instead of
 // as the page cache's 128 KiB pieces, so a random read is one GET and a
-// sequential one is served from read-ahead blocks with fewer round trips.
-// Writing starts a streaming upload that replaces the object when it
-// completes; it needs O_TRUNC (or an empty file), because S3 objects cannot
-// be changed in place.
+// sequential one is served from read-ahead blocks with fewer round trips. A
+// read waits (bounded) until what this mount wrote is in S3. Writing opens
+// a write session of the core (core.File.OpenWrite decides who may).
 func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	a, _, w := f.currentAttr()
 	if flags&syscall.O_ACCMODE == syscall.O_RDONLY {
-		if w != nil {
-			return nil, 0, syscall.EBUSY
+		if err := f.file.OpenRead(ctx); err != nil {
+			return nil, 0, core.Errno(err)
 		}
+		a, _, _ := f.currentAttr()
 		return newReadHandle(f.b, f.currentKey(), a.size), fuse.FOPEN_DIRECT_IO, 0
 	}
 	if f.b.cfg.ReadOnly {
 		return nil, 0, syscall.EROFS
 	}
-	if w != nil {
-		return nil, 0, syscall.EBUSY
+	f.mu.Lock()
+	key := f.key
+	f.mu.Unlock()
+	h, err := f.file.OpenWrite(ctx, callerProcess(ctx), key, core.OpenMode{Truncate: flags&syscall.O_TRUNC != 0}, f.existing)
+	if err != nil {
+		return nil, 0, core.Errno(err)
 	}
-	if flags&syscall.O_TRUNC == 0 && a.size > 0 {
-		return nil, 0, syscall.ENOTSUP
-	}
+	f.b.addWriter(key, f)
+	return &writeHandle{node: f, h: h}, fuse.FOPEN_DIRECT_IO, 0
+}
+
+// existing tells the core what S3 holds at the file's key as far as this
+// node knows: an object it looked up or committed has an ETag; a file
+// created here and never committed has none. Called with core.File's lock
+// held. An O_TRUNC open starts new content: its mtime is the upload's
+// unless a utimes sets one, and pending attribute changes ride in it.
+func (f *fileNode) existing(trunc bool) core.Existing {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.attr.mode == 0 {
 		f.attr.mode = syscall.S_IFREG | uint32(f.b.cfg.FileMode.Perm())
 	}
-	h := f.startWriteLocked(ctx, false)
-	return h, fuse.FOPEN_DIRECT_IO, 0
+	ex := core.Existing{Exists: f.attr.etag != "", Size: f.attr.size}
+	if trunc || ex.Size == 0 {
+		f.attr.mtimeSet = false
+		delete(f.attr.meta, metaMtime)
+		f.pending = false // the new object will carry the attributes
+		if f.pendingTimer != nil {
+			f.pendingTimer.Stop()
+			f.pendingTimer = nil
+		}
+		f.b.removePending(f)
+	}
+	return ex
 }
 
 // uploadOptions returns the settings of a new upload of this file: its
-// attributes as metadata.
-func (f *fileNode) uploadOptions(exclusive bool) s3client.PutOptions {
+// attributes as metadata. Called with core.File's lock held.
+func (f *fileNode) uploadOptions() s3client.PutOptions {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.uploadOptionsLocked(exclusive)
-}
-
-func (f *fileNode) uploadOptionsLocked(exclusive bool) s3client.PutOptions {
 	meta := f.attr.withMeta()
 	if f.attr.mode == 0 {
 		meta[metaMode] = strconv.FormatUint(uint64(syscall.S_IFREG|uint32(f.b.cfg.FileMode.Perm())), 10)
 	}
-	return s3client.PutOptions{Metadata: meta, ContentType: f.attr.contentType, IfNoneMatch: exclusive}
-}
-
-// startWriteLocked (f.mu held) begins an upload of this file with its
-// attributes as metadata, and makes it the file's writer.
-func (f *fileNode) startWriteLocked(ctx context.Context, exclusive bool) *writeHandle {
-	// New content: its mtime is the upload's, unless a utimes sets one.
-	f.attr.mtimeSet = false
-	delete(f.attr.meta, metaMtime)
-	f.pending = false // the new object will carry the attributes
-	if f.pendingTimer != nil {
-		f.pendingTimer.Stop()
-		f.pendingTimer = nil
-	}
-	f.b.removePending(f)
-	up := f.b.up.Start(f.key, f.uploadOptionsLocked(exclusive))
-	h := newWriteHandle(f, up)
-	f.writer = h
-	f.b.addWriter(f.key, f)
-	f.b.log.WithFields(logrus.Fields{"op": "open-write", "key": f.key}).Debug("upload started")
-	return h
+	return s3client.PutOptions{Metadata: meta, ContentType: f.attr.contentType}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/bucketfs/bucketfs/cache"
+	"github.com/bucketfs/bucketfs/core"
 	"github.com/bucketfs/bucketfs/s3client"
 	"github.com/bucketfs/bucketfs/uploader"
 )
@@ -36,6 +37,7 @@ type bucketFS struct {
 	cfg     Config
 	client  s3client.API
 	up      *uploader.Uploader
+	core    *core.Core // the write semantics: sessions and commits
 	log     *logrus.Logger
 	started time.Time
 
@@ -114,6 +116,7 @@ func newBucketFS(cfg Config) (*bucketFS, error) {
 		writers: map[string]*fileNode{},
 		pending: map[pendingApplier]struct{}{},
 	}
+	b.core = core.New(core.Config{Client: cfg.Client, Uploader: up, Copy: b.copyObject, Log: cfg.Log})
 	b.blocks.New = func() any { buf := make([]byte, readBlockSize); return &buf }
 	return b, nil
 }
@@ -200,7 +203,7 @@ func (b *bucketFS) lookupKey(ctx context.Context, key string) (entryAttr, error)
 	}
 }
 
-func isNotFound(err error) bool { return toErrno(err) == syscall.ENOENT }
+func isNotFound(err error) bool { return core.Errno(err) == syscall.ENOENT }
 
 // forget drops what the caches know of key, after a change through this mount.
 func (b *bucketFS) forget(key string) {

@@ -12,6 +12,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/sirupsen/logrus"
 
+	"github.com/bucketfs/bucketfs/core"
 	"github.com/bucketfs/bucketfs/s3client"
 )
 
@@ -45,15 +46,18 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if d.writerChild(name) != nil {
 		return nil, nil, 0, syscall.EBUSY
 	}
-	fn := &fileNode{b: d.b, key: d.key(name)}
+	key := d.key(name)
+	fn := newFileNode(d.b, key)
 	fn.attr = entryAttr{mode: syscall.S_IFREG | mode&07777, uid: -1, gid: -1, mtime: time.Now()}
 	fn.attrAt = time.Now()
-	fn.mu.Lock()
-	h := fn.startWriteLocked(ctx, flags&syscall.O_EXCL != 0)
-	fn.mu.Unlock()
+	h, err := fn.file.OpenWrite(ctx, callerProcess(ctx), key, core.OpenMode{Create: true, Truncate: true, Exclusive: flags&syscall.O_EXCL != 0}, nil)
+	if err != nil {
+		return nil, nil, 0, core.Errno(err)
+	}
+	d.b.addWriter(key, fn)
 	fn.fillEntry(out)
 	ch := d.NewInode(ctx, fn, gofs.StableAttr{Mode: syscall.S_IFREG})
-	return ch, h, fuse.FOPEN_DIRECT_IO, 0
+	return ch, &writeHandle{node: fn, h: h}, fuse.FOPEN_DIRECT_IO, 0
 }
 
 // Unlink implements gofs.NodeUnlinker with one DeleteObject.
@@ -61,10 +65,23 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	if d.b.cfg.ReadOnly {
 		return syscall.EROFS
 	}
-	if d.writerChild(name) != nil {
-		return syscall.EBUSY // its upload is still streaming (README: limits)
-	}
 	key := d.key(name)
+	if ch := d.writerChild(name); ch != nil {
+		// Being written: POSIX-like, the name goes now and the writer's
+		// later writes and closes go nowhere (core.File.Detach). Whatever
+		// its session published, or the object it was replacing, is deleted.
+		fn := ch.Operations().(*fileNode)
+		fn.file.Detach(ctx)
+		d.b.removeWriter(key, fn)
+		if err := d.b.client.Delete(ctx, key); err != nil {
+			d.b.log.WithError(err).WithFields(logrus.Fields{"op": "unlink", "key": key}).Warn("delete failed")
+			return core.Errno(err)
+		}
+		d.dropPending(name)
+		d.b.forget(key)
+		d.listingPut(name, nil)
+		return 0
+	}
 	a, errno := d.resolve(ctx, name)
 	if errno != 0 {
 		return errno
@@ -74,7 +91,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	}
 	if err := d.b.client.Delete(ctx, key); err != nil {
 		d.b.log.WithError(err).WithFields(logrus.Fields{"op": "unlink", "key": key}).Warn("delete failed")
-		return toErrno(err)
+		return core.Errno(err)
 	}
 	d.dropPending(name)
 	d.b.forget(key)
@@ -131,7 +148,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 			return nil, syscall.EEXIST
 		}
 		d.b.log.WithError(err).WithFields(logrus.Fields{"op": "mkdir", "key": key + "/"}).Warn("mkdir failed")
-		return nil, toErrno(err)
+		return nil, core.Errno(err)
 	}
 	d.b.noteExclusiveWrite()
 	d.b.remember(key, a)
@@ -153,7 +170,7 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	prefix := key + "/"
 	page, err := d.b.client.List(ctx, prefix, "", "", 2)
 	if err != nil {
-		return toErrno(err)
+		return core.Errno(err)
 	}
 	hasMarker := false
 	for _, o := range page.Objects {
@@ -175,7 +192,7 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 		return syscall.ENOENT
 	}
 	if err := d.b.client.Delete(ctx, prefix); err != nil {
-		return toErrno(err)
+		return core.Errno(err)
 	}
 	d.dropPending(name)
 	d.b.forget(key)
@@ -202,7 +219,7 @@ func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.En
 	a.meta = a.withMeta()
 	etag, err := d.b.client.Put(ctx, key, strings.NewReader(target), int64(len(target)), s3client.PutOptions{Metadata: a.meta})
 	if err != nil {
-		return nil, toErrno(err)
+		return nil, core.Errno(err)
 	}
 	a.etag = etag
 	d.b.noteExclusiveWrite()

@@ -10,6 +10,8 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/sirupsen/logrus"
+
+	"github.com/bucketfs/bucketfs/core"
 )
 
 // readHandle serves reads of one open file with ranged GETs. A sequential
@@ -47,6 +49,7 @@ type readHandle struct {
 var (
 	_ gofs.FileReader   = (*readHandle)(nil)
 	_ gofs.FileReleaser = (*readHandle)(nil)
+	_ gofs.FileFsyncer  = (*readHandle)(nil)
 )
 
 // readBlock is one prefetched range of the object.
@@ -123,7 +126,7 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	if err != nil {
 		h.dropAll()
 		h.window = 0
-		return nil, toErrno(err)
+		return nil, core.Errno(err)
 	}
 	h.lastEnd = off + int64(n)
 	h.trim(off)
@@ -273,6 +276,10 @@ func (h *readHandle) release(blk *readBlock) {
 }
 
 // Release implements gofs.FileReleaser: stops the prefetches.
+// Fsync implements gofs.FileFsyncer: a read handle has nothing to commit
+// (`sync FILE` fsyncs a read-only descriptor).
+func (h *readHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno { return 0 }
+
 func (h *readHandle) Release(ctx context.Context) syscall.Errno {
 	h.mu.Lock()
 	h.dropAll()

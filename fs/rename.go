@@ -10,6 +10,7 @@ import (
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/sirupsen/logrus"
 
+	"github.com/bucketfs/bucketfs/core"
 	"github.com/bucketfs/bucketfs/s3client"
 )
 
@@ -68,12 +69,21 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	if errno != 0 && errno != syscall.ENOENT {
 		return errno
 	}
-	if np.writerChild(newName) != nil {
+	dstWriter := np.writerChild(newName)
+	if dstWriter != nil {
 		dstExists = true
 		dstAttr = entryAttr{}
 	}
 	if dstExists && flags&renameNoReplace != 0 {
 		return syscall.EEXIST
+	}
+	if dstWriter != nil && !srcAttr.isDir {
+		// The name being written is replaced: its writer's later closes
+		// must not bring its data back under it (core.File.Detach).
+		dfn := dstWriter.Operations().(*fileNode)
+		dfn.file.Detach(ctx)
+		b := np.b
+		b.removeWriter(dst, dfn)
 	}
 	if srcAttr.isDir {
 		errno = d.renameDir(ctx, child, src, dst, dstExists, dstAttr)
@@ -116,11 +126,13 @@ func (d *dirNode) renameFile(ctx context.Context, child *gofs.Inode, src, dst st
 	b := d.b
 	fn, _ := nodeAsFile(child)
 	if fn != nil {
-		fn.mu.Lock()
-		if w := fn.writer; w != nil && !w.emptyPublished.Load() {
-			// Still being written: move the upload's destination. If the
-			// upload has reached S3 already, finish moves the object.
-			_ = w.upload().SetKey(dst) // ErrKeyFixed: finish copies once
+		// Being written: the core moves the session (and what it published).
+		switch handled, err := fn.file.Rename(ctx, dst); {
+		case err != nil:
+			b.log.WithError(err).WithFields(logrus.Fields{"op": "rename", "key": src, "to": dst, "code": s3client.Code(err)}).Warn("moving a file being written failed")
+			return core.Errno(err)
+		case handled:
+			fn.mu.Lock()
 			fn.key = dst
 			fn.mu.Unlock()
 			b.removeWriter(src, fn)
@@ -128,6 +140,7 @@ func (d *dirNode) renameFile(ctx context.Context, child *gofs.Inode, src, dst st
 			b.forget(src)
 			return 0
 		}
+		fn.mu.Lock()
 		meta, carried := fn.takePendingLocked()
 		fn.mu.Unlock()
 		opts := s3client.CopyOptions{}
@@ -135,7 +148,7 @@ func (d *dirNode) renameFile(ctx context.Context, child *gofs.Inode, src, dst st
 			if !a.fromHead {
 				info, err := b.client.Head(ctx, src)
 				if err != nil {
-					return toErrno(err)
+					return core.Errno(err)
 				}
 				for k, v := range info.Metadata {
 					if _, set := meta[k]; !set {
@@ -157,18 +170,18 @@ func (d *dirNode) renameFile(ctx context.Context, child *gofs.Inode, src, dst st
 		}
 		fn.mu.Lock()
 		fn.key = dst
-		if fn.writer != nil {
-			// An open handle whose empty object was published: later
-			// writes upload at the new name.
-			b.removeWriter(src, fn)
-			b.addWriter(dst, fn)
-		}
 		if carried {
 			fn.attr.meta, fn.attr.fromHead = meta, true
 		}
 		fn.attr.etag, fn.attr.modified = etag, time.Time{} // a new object
 		a = fn.attr
 		fn.mu.Unlock()
+		if fn.writing() {
+			// A failed session, open until its release: keep the
+			// registry of open writers keyed by the current name.
+			b.removeWriter(src, fn)
+			b.addWriter(dst, fn)
+		}
 	} else {
 		etag, errno := b.moveObject(ctx, src, dst, a.size, s3client.CopyOptions{})
 		if errno != 0 {
@@ -187,11 +200,11 @@ func (b *bucketFS) moveObject(ctx context.Context, src, dst string, size int64, 
 	etag, err := b.copyObject(ctx, src, dst, size, opts)
 	if err != nil {
 		b.log.WithError(err).WithFields(logrus.Fields{"op": "rename", "key": src, "to": dst, "code": s3client.Code(err)}).Warn("copy failed; nothing was moved")
-		return "", toErrno(err)
+		return "", core.Errno(err)
 	}
 	if err := b.client.Delete(ctx, src); err != nil {
 		b.log.WithError(err).WithFields(logrus.Fields{"op": "rename", "key": src, "to": dst}).Warn("copied, but deleting the source failed")
-		return "", toErrno(err)
+		return "", core.Errno(err)
 	}
 	return etag, 0
 }
@@ -208,7 +221,7 @@ func (d *dirNode) renameDir(ctx context.Context, child *gofs.Inode, src, dst str
 		}
 		page, err := b.client.List(ctx, dstPrefix, "", "", 2)
 		if err != nil {
-			return toErrno(err)
+			return core.Errno(err)
 		}
 		for _, o := range page.Objects {
 			if o.Key != dstPrefix {
@@ -224,7 +237,7 @@ func (d *dirNode) renameDir(ctx context.Context, child *gofs.Inode, src, dst str
 	for {
 		page, err := b.client.List(ctx, srcPrefix, "", token, 1000)
 		if err != nil {
-			return toErrno(err)
+			return core.Errno(err)
 		}
 		objs = append(objs, page.Objects...)
 		if len(objs) > b.cfg.MaxRenameObjects {
@@ -256,14 +269,14 @@ func (d *dirNode) renameDir(ctx context.Context, child *gofs.Inode, src, dst str
 	if firstErr != nil {
 		b.log.WithError(firstErr).WithFields(logrus.Fields{"op": "rename", "key": srcPrefix, "to": dstPrefix}).Warn("directory rename failed while copying; removing the copies")
 		_ = b.deleteKeys(context.WithoutCancel(ctx), copied)
-		return toErrno(firstErr)
+		return core.Errno(firstErr)
 	}
 	old := make([]string, len(objs))
 	for i, o := range objs {
 		old[i] = o.Key
 	}
 	if err := b.deleteKeys(ctx, old); err != nil {
-		return toErrno(err)
+		return core.Errno(err)
 	}
 	if child != nil {
 		if cd, ok := child.Operations().(*dirNode); ok {
