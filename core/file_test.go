@@ -623,3 +623,25 @@ func TestErrno(t *testing.T) {
 	}
 	var _ s3client.API = s3fake.New()
 }
+
+// The move of an upload renamed after it reached S3 is a step like any
+// other: when it fails, close answers EIO and so does every later flush.
+func TestFailedMoveOfRenamedUploadIsEIO(t *testing.T) {
+	b := newBed(t)
+	b.s3.SetHook(func(op, key string) s3fake.Fault {
+		if op == s3fake.OpCopyObject {
+			return s3fake.Fault{Err: s3fake.APIError(op, key, "InternalError", 500)}
+		}
+		return s3fake.Fault{}
+	})
+	f := b.file()
+	h := b.open(f, 100, "a", core.OpenMode{Create: true, Truncate: true})
+	write(t, h, 0, strings.Repeat("z", 11<<20)) // the multipart upload starts under "a"
+	if handled, err := f.Rename(ctx, "b"); err != nil || !handled {
+		t.Fatalf("rename: %v, %v", handled, err)
+	}
+	wantErrno(t, "close", h.Flush(ctx, 100), syscall.EIO)
+	wantErrno(t, "a later close", h.Flush(ctx, 200), syscall.EIO)
+	h.Release(ctx)
+	b.absent("b")
+}

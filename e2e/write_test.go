@@ -81,6 +81,12 @@ func TestStreamingWrites(t *testing.T) {
 		if err := os.WriteFile(m.Path("empty"), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		// A file closed empty is published at its last close (RELEASE),
+		// which the kernel sends after close() returned; an open for
+		// reading through the mount waits for it.
+		if b, err := os.ReadFile(m.Path("empty")); err != nil || len(b) != 0 {
+			t.Fatalf("reading the empty file: %d bytes, %v", len(b), err)
+		}
 		counts := m.Counter.Snapshot()
 		if counts["CreateMultipartUpload"] != 0 || counts["PutObject"] != 2 {
 			t.Fatalf("small files cost %v: want two PutObject and no multipart upload", counts)
