@@ -271,32 +271,19 @@ func (f *File) reopenLocked(ctx context.Context, s *session) error {
 }
 
 // commitLocked completes the session's upload (mu held) and publishes it at
-// the file's current key: when a rename moved the file after its upload
-// reached S3 under the old key, the object is moved (copy, delete).
+// the file's current key.
 func (f *File) commitLocked(ctx context.Context, s *session, op string) error {
 	up := s.up
 	res, err := up.Complete(ctx)
-	uploadKey := up.Key()
 	s.up = nil
 	f.upload.Store(nil)
 	if err != nil {
 		f.failLocked(ctx, s, op, err)
 		return syscall.EIO
 	}
-	v := Version{Key: uploadKey, ETag: res.ETag, Size: res.Size}
-	if uploadKey != s.key {
-		mctx, cancel := f.c.own(ctx)
-		etag, err := f.c.cfg.Copy(mctx, uploadKey, s.key, res.Size, s3client.CopyOptions{})
-		if err == nil {
-			err = f.c.cfg.Client.Delete(mctx, uploadKey)
-		}
-		cancel()
-		if err != nil {
-			f.failLocked(ctx, s, op, err)
-			return syscall.EIO
-		}
-		v.Key, v.ETag = s.key, etag
-	}
+	// The upload's key is always s.key: Rename moves an upload that has not
+	// reached S3, and completes one that has before it moves the file.
+	v := Version{Key: up.Key(), ETag: res.ETag, Size: res.Size}
 	s.published = &v
 	s.owesEmpty, s.replacing, s.exclusive, s.seeded = false, false, false, 0
 	f.size.Store(v.Size)
@@ -457,7 +444,8 @@ func (h *Handle) Release(ctx context.Context) {
 // good (logrotate: a writer's later close never brings it back): what the
 // session published is moved on the server; an object it was replacing
 // (O_TRUNC) is deleted, the truncation being owed to the new name; the
-// upload under way targets newKey, or is moved when it completes. handled
+// upload under way targets newKey, or, when its multipart upload already
+// exists under the old name, is completed first and moved. handled
 // is false when no session is open or it failed: the filesystem layer then
 // moves the object as for any file.
 func (f *File) Rename(ctx context.Context, newKey string) (handled bool, err error) {
@@ -470,6 +458,24 @@ func (f *File) Rename(ctx context.Context, newKey string) (handled bool, err err
 	if s.orphaned {
 		s.key = newKey
 		return true, nil
+	}
+	if s.up != nil {
+		if err := s.up.SetKey(newKey); err != nil {
+			// The multipart upload was created under the old name and
+			// cannot move: complete it there now, while that name is still
+			// the file's, and move the object below. Completing it later
+			// under the old name would clobber whatever a new file of that
+			// name holds by then. Later writes reopen it under newKey.
+			if err := f.commitLocked(ctx, s, "rename"); err != nil {
+				return true, err
+			}
+		} else {
+			defer func(old string) {
+				if err != nil {
+					_ = s.up.SetKey(old)
+				}
+			}(s.key)
+		}
 	}
 	rctx, cancel := f.c.own(ctx)
 	defer cancel()
@@ -495,9 +501,6 @@ func (f *File) Rename(ctx context.Context, newKey string) (handled bool, err err
 	// replaces it, and a later rename deletes it as it deleted the old one.
 	s.replacing = true
 	s.exclusive = false // O_EXCL was about the old name; a rename replaces what the new one holds
-	if s.up != nil {
-		_ = s.up.SetKey(newKey) // uploader.ErrKeyFixed: commitLocked moves it
-	}
 	f.c.log.WithFields(f.fields(s)).WithField("op", "rename").Debug("write session moved")
 	return true, nil
 }

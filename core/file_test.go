@@ -438,13 +438,24 @@ func TestRenameWhileWriting(t *testing.T) {
 		f := b.file()
 		h := b.open(f, 100, "a", core.OpenMode{Create: true, Truncate: true})
 		body := strings.Repeat("z", 11<<20)
-		write(t, h, 0, body)
+		off := write(t, h, 0, body)
 		if handled, err := f.Rename(ctx, "b"); err != nil || !handled {
 			t.Fatalf("rename: %v, %v", handled, err)
 		}
+		// A new file takes the old name: nothing of the renamed one may
+		// land on it later.
+		g := b.file()
+		hg := b.open(g, 300, "a", core.OpenMode{Create: true, Truncate: true})
+		write(t, hg, 0, "new a")
+		wantErrno(t, "new a's close", hg.Flush(ctx, 300), 0)
+		hg.Release(ctx)
+		write(t, h, off, "tail")
+		body += "tail"
 		wantErrno(t, "close", h.Flush(ctx, 100), 0)
 		h.Release(ctx)
-		b.absent("a")
+		if got := b.object("a"); got != "new a" {
+			t.Fatalf("a = %q: the renamed file's upload landed on the new file of its old name", got)
+		}
 		if got := b.object("b"); got != body {
 			t.Fatalf("b has %d bytes", len(got))
 		}
@@ -624,9 +635,10 @@ func TestErrno(t *testing.T) {
 	var _ s3client.API = s3fake.New()
 }
 
-// The move of an upload renamed after it reached S3 is a step like any
-// other: when it fails, close answers EIO and so does every later flush.
-func TestFailedMoveOfRenamedUploadIsEIO(t *testing.T) {
+// A rename of a file whose multipart upload exists under the old name
+// completes it there and moves it: when the move fails, the rename answers
+// EIO and the file stays what it was, complete under the old name.
+func TestFailedMoveOfRenamedUpload(t *testing.T) {
 	b := newBed(t)
 	b.s3.SetHook(func(op, key string) s3fake.Fault {
 		if op == s3fake.OpCopyObject {
@@ -636,12 +648,18 @@ func TestFailedMoveOfRenamedUploadIsEIO(t *testing.T) {
 	})
 	f := b.file()
 	h := b.open(f, 100, "a", core.OpenMode{Create: true, Truncate: true})
-	write(t, h, 0, strings.Repeat("z", 11<<20)) // the multipart upload starts under "a"
-	if handled, err := f.Rename(ctx, "b"); err != nil || !handled {
-		t.Fatalf("rename: %v, %v", handled, err)
+	body := strings.Repeat("z", 11<<20)
+	write(t, h, 0, body) // the multipart upload starts under "a"
+	if handled, err := f.Rename(ctx, "b"); !handled || core.Errno(err) != syscall.EIO {
+		t.Fatalf("rename: %v, %v; want handled, EIO", handled, err)
 	}
-	wantErrno(t, "close", h.Flush(ctx, 100), syscall.EIO)
-	wantErrno(t, "a later close", h.Flush(ctx, 200), syscall.EIO)
+	b.s3.SetHook(nil)
+	write(t, h, int64(len(body)), "more")
+	wantErrno(t, "close", h.Flush(ctx, 100), 0)
 	h.Release(ctx)
 	b.absent("b")
+	body += "more"
+	if got := b.object("a"); got != body {
+		t.Fatalf("a holds %d bytes", len(got))
+	}
 }
