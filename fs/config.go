@@ -27,6 +27,11 @@ type Config struct {
 	// MetadataTTL is how long a looked-up entry or attribute is trusted
 	// without asking S3 again (kernel entry/attr timeout and our caches).
 	MetadataTTL time.Duration
+	// NegativeTTL is how long a name seen as absent, by a lookup or by a
+	// listing, is trusted to stay absent (the kernel's negative entry
+	// timeout too), so that another client's new object shows within it.
+	// It is at most MetadataTTL.
+	NegativeTTL time.Duration
 	// ExactAttrs makes a listed object whose metadata this mount has not
 	// read show its x-amz-meta-* attributes rather than the listing's view:
 	// the first stat of it costs one HeadObject (of a directory, one HEAD of
@@ -54,6 +59,7 @@ type Config struct {
 // Defaults for Config fields left zero.
 const (
 	DefaultMetadataTTL = 5 * time.Second
+	DefaultNegativeTTL = time.Second
 	DefaultReadAhead   = 64 << 20
 	// DefaultMaxRenameObjects bounds a directory rename.
 	DefaultMaxRenameObjects = 10000

@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"sort"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
-	"github.com/sirupsen/logrus"
 
 	"github.com/bucketfs/bucketfs/core"
 )
@@ -23,7 +21,11 @@ type dirNode struct {
 	b       *bucketFS
 	mu      sync.Mutex  // guards every field below
 	prefix  string      // the key prefix of the directory's children; cfg.Prefix for the root; changed by rename
-	listing *dirListing // the last complete listing, trusted for MetadataTTL
+	listing *dirListing // the last complete listing: its entries trusted for MetadataTTL, its absences for NegativeTTL
+	// listingGen counts changes to the listing through this mount: a
+	// listing that began before one may lack it and is not kept.
+	listingGen uint64
+	relisting  *listCall // the listing lookups started, while it runs
 	// attr holds the directory's attributes: defaults, or those of its
 	// marker's metadata once read (attrKnown) or set by us.
 	attr      entryAttr
@@ -52,15 +54,11 @@ var (
 	_ gofs.NodeOpendirHandler = (*dirNode)(nil)
 	_ gofs.NodeCreater        = (*dirNode)(nil)
 	_ gofs.NodeStatfser       = (*dirNode)(nil)
-	_ gofs.FileReaddirenter   = (*dirHandle)(nil)
-	_ gofs.FileLookuper       = (*dirHandle)(nil)
-	_ gofs.FileSeekdirer      = (*dirHandle)(nil)
-	_ gofs.FileFsyncdirer     = (*dirHandle)(nil)
 )
 
 // dirListing is a directory's children as one complete listing saw them.
 type dirListing struct {
-	fetched time.Time
+	fetched time.Time            // when the listing began: a key made later may be missing
 	names   []string             // sorted
 	entries map[string]entryAttr // name -> attributes (from the listing)
 }
@@ -118,47 +116,71 @@ func (d *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno
 	return 0
 }
 
-// Lookup implements gofs.NodeLookuper (see resolve for its cost).
+// Lookup implements gofs.NodeLookuper (see resolve for its cost). The
+// kernel keeps an absence only for what remains of NegativeTTL since S3
+// said it, so that another client's new object shows within NegativeTTL.
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
 	if n := d.writerChild(name); n != nil {
 		return n, n.Operations().(*fileNode).fillEntry(out)
 	}
-	a, errno := d.resolve(ctx, name)
+	a, absentSince, errno := d.resolveName(ctx, name)
 	if errno != 0 {
+		if errno == syscall.ENOENT && !absentSince.IsZero() {
+			// Not zero: go-fuse replaces a zero timeout with NegativeTTL.
+			out.SetEntryTimeout(max(d.b.cfg.NegativeTTL-time.Since(absentSince), time.Nanosecond))
+		}
 		return nil, errno
 	}
 	return d.childInode(ctx, name, a, out), 0
 }
 
-// resolve says what name is in this directory. A fresh listing answers
-// without asking S3 (with what a HEAD or our own change learned, when the
-// object is unchanged); otherwise one HEAD and one LIST, run concurrently.
+// resolve says what name is in this directory (see resolveName).
 func (d *dirNode) resolve(ctx context.Context, name string) (entryAttr, syscall.Errno) {
+	a, _, errno := d.resolveName(ctx, name)
+	return a, errno
+}
+
+// resolveName says what name is in this directory. A listing answers
+// without asking S3 (with what a HEAD or our own change learned, when the
+// object is unchanged): for a name it holds within MetadataTTL, for a name
+// it lacks within NegativeTTL. Otherwise a small directory (one page) is
+// listed again, as that one LIST answers every name, and other names cost
+// one HEAD and one LIST, run concurrently. For a name that is absent it
+// also says since when S3 said so.
+func (d *dirNode) resolveName(ctx context.Context, name string) (entryAttr, time.Time, syscall.Errno) {
 	if !validName(name) {
-		return entryAttr{}, syscall.ENOENT
+		return entryAttr{}, time.Time{}, syscall.ENOENT
 	}
 	key := d.key(name)
 	if ch := d.GetChild(name); ch != nil {
 		if fn, ok := ch.Operations().(*fileNode); ok && fn.writing() {
 			a, _, _ := fn.currentAttr()
-			return a, 0
+			return a, time.Time{}, 0
 		}
 	}
 	l := d.freshListing()
 	if l == nil && d.manyLookups() {
-		switch listed, err := d.listUpTo(ctx, lookupListPages); {
-		case err == nil:
-			l = listed
-		case errors.Is(err, errLargeDirectory):
-			d.mu.Lock()
-			d.largeUntil = time.Now().Add(d.b.cfg.MetadataTTL)
-			d.mu.Unlock()
+		l = d.relistForLookups(ctx)
+	}
+	var a entryAttr
+	var ok bool
+	if l != nil {
+		a, ok = l.entries[name]
+		if !ok && time.Since(l.fetched) >= d.b.cfg.NegativeTTL {
+			// Too old to say the name is absent: another client may have
+			// made it since.
+			small := len(l.entries) < listPageKeys
+			if l = nil; small {
+				l = d.relistForLookups(ctx)
+			}
+			if l != nil {
+				a, ok = l.entries[name]
+			}
 		}
 	}
 	if l != nil {
-		a, ok := l.entries[name]
 		if !ok {
-			return entryAttr{}, syscall.ENOENT
+			return entryAttr{}, l.fetched, syscall.ENOENT
 		}
 		if r, hit := d.b.lookups.Get(key); hit && r.found && r.attr.isDir == a.isDir && (a.isDir || r.attr.describes(a) || !a.fromHead && r.attr.fromHead && r.attr.etag == "") {
 			a = r.attr // a HEAD or a change through this mount knows more
@@ -168,23 +190,36 @@ func (d *dirNode) resolve(ctx context.Context, name string) (entryAttr, syscall.
 			// one HEAD, as the listing has no metadata.
 			h, err := d.readMetadata(ctx, name, a)
 			if err != nil {
-				return entryAttr{}, core.Errno(err) // gone since the listing: ENOENT
+				return entryAttr{}, time.Time{}, core.Errno(err) // gone since the listing: ENOENT
 			}
 			a = h
 		}
-		return a, 0
+		return a, time.Time{}, 0
 	}
-	a, err := d.b.lookupKey(ctx, key)
+	a, absentSince, err := d.b.lookupKey(ctx, key)
 	if err != nil {
-		return entryAttr{}, core.Errno(err)
+		return entryAttr{}, absentSince, core.Errno(err)
 	}
 	if d.b.cfg.ExactAttrs && !d.knows(name, a) {
 		// A directory's attributes are in its marker's metadata.
 		if a, err = d.readMetadata(ctx, name, a); err != nil {
-			return entryAttr{}, core.Errno(err)
+			return entryAttr{}, time.Time{}, core.Errno(err)
 		}
 	}
-	return a, 0
+	return a, time.Time{}, 0
+}
+
+// relistForLookups lists the directory for lookups, or returns nil when it
+// cannot: a failure (the caller asks by name), or more than lookupListPages
+// pages (not tried again for MetadataTTL).
+func (d *dirNode) relistForLookups(ctx context.Context) *dirListing {
+	l, err := d.relist(ctx)
+	if errors.Is(err, errLargeDirectory) {
+		d.mu.Lock()
+		d.largeUntil = time.Now().Add(d.b.cfg.MetadataTTL)
+		d.mu.Unlock()
+	}
+	return l
 }
 
 // manyLookups counts a lookup that found no fresh listing and says whether
@@ -223,6 +258,7 @@ func (d *dirNode) freshListing() *dirListing {
 func (d *dirNode) dropListing() {
 	d.mu.Lock()
 	d.listing = nil
+	d.listingGen++
 	d.mu.Unlock()
 }
 
@@ -232,6 +268,7 @@ func (d *dirNode) dropListing() {
 func (d *dirNode) listingPut(name string, a *entryAttr) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.listingGen++
 	old := d.listing
 	if old == nil {
 		return
@@ -257,6 +294,7 @@ func (d *dirNode) listingPut(name string, a *entryAttr) {
 func (d *dirNode) setEmptyListing() {
 	d.mu.Lock()
 	d.listing = &dirListing{fetched: time.Now(), entries: map[string]entryAttr{}}
+	d.listingGen++
 	d.mu.Unlock()
 }
 
@@ -334,155 +372,3 @@ func (d *dirNode) childInode(ctx context.Context, name string, a entryAttr, out 
 func expireAttr(out *fuse.EntryOut) {
 	out.SetAttrTimeout(time.Nanosecond)
 }
-
-// list reads the whole directory, every page, and keeps it for lookups.
-func (d *dirNode) list(ctx context.Context) (*dirListing, error) {
-	return d.listUpTo(ctx, 0)
-}
-
-// errLargeDirectory stops a listing that lookups asked for when the
-// directory has more than lookupListPages pages.
-var errLargeDirectory = errors.New("directory too large to list for lookups")
-
-// lookupListPages bounds the listing that lookups start (see resolve): a
-// directory of more than 10,000 entries is not listed for a few lookups.
-const lookupListPages = 10
-
-// listUpTo is list, giving up with errLargeDirectory after maxPages pages
-// (0: no limit).
-func (d *dirNode) listUpTo(ctx context.Context, maxPages int) (*dirListing, error) {
-	l := &dirListing{fetched: time.Now(), entries: map[string]entryAttr{}}
-	prefix := d.currentPrefix()
-	token := ""
-	for pages := 1; ; pages++ {
-		page, err := d.b.client.List(ctx, prefix, "/", token, 1000)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range page.CommonPrefixes {
-			name := strings.TrimSuffix(strings.TrimPrefix(p, prefix), "/")
-			if !validName(name) {
-				d.b.warnOnce(p, "key cannot be a file name; left out of the listing", logrus.Fields{"op": "readdir"})
-				continue
-			}
-			if prev, ok := l.entries[name]; ok && !prev.isDir {
-				d.b.warnOnce(prefix+name, "a file and a directory share this name; showing the directory", logrus.Fields{"op": "readdir"})
-			}
-			l.entries[name] = entryAttr{isDir: true, uid: -1, gid: -1}
-		}
-		for _, o := range page.Objects {
-			name := strings.TrimPrefix(o.Key, prefix)
-			if name == "" {
-				continue // this directory's own marker
-			}
-			if !validName(name) {
-				d.b.warnOnce(o.Key, "key cannot be a file name; left out of the listing", logrus.Fields{"op": "readdir"})
-				continue
-			}
-			if prev, ok := l.entries[name]; ok && prev.isDir {
-				d.b.warnOnce(o.Key, "a file and a directory share this name; showing the directory", logrus.Fields{"op": "readdir"})
-				continue
-			}
-			l.entries[name] = attrFromObject(o.Size, o.LastModified, o.ETag, nil, false)
-		}
-		if page.NextToken == "" {
-			break
-		}
-		if maxPages > 0 && pages >= maxPages {
-			return nil, errLargeDirectory
-		}
-		token = page.NextToken
-	}
-	l.names = make([]string, 0, len(l.entries))
-	for name := range l.entries {
-		l.names = append(l.names, name)
-	}
-	sort.Strings(l.names)
-	d.mu.Lock()
-	d.listing = l
-	d.mu.Unlock()
-	return l, nil
-}
-
-// OpendirHandle implements gofs.NodeOpendirHandler: the listing is read
-// once at opendir and served from the handle.
-func (d *dirNode) OpendirHandle(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
-	l, err := d.list(ctx)
-	if err != nil {
-		d.b.log.WithError(err).WithFields(logrus.Fields{"op": "readdir", "key": d.currentPrefix()}).Warn("listing failed")
-		return nil, 0, core.Errno(err)
-	}
-	if d.b.cfg.ExactAttrs {
-		d.readListingMetadata(ctx, l)
-	}
-	h := &dirHandle{d: d, listing: l}
-	// Files still being written are shown with their current size.
-	for name, n := range d.b.writersUnder(d.currentPrefix()) {
-		if _, ok := l.entries[name]; !ok {
-			h.extra = append(h.extra, name)
-			h.extraNodes = append(h.extraNodes, n)
-		}
-	}
-	return h, 0, 0
-}
-
-// dirHandle serves one opendir's entries; READDIRPLUS lookups come from the
-// listing itself, so `ls -l` costs list requests only.
-type dirHandle struct {
-	d          *dirNode
-	listing    *dirListing
-	extra      []string    // files being written that the listing lacks
-	extraNodes []*fileNode // their nodes, same order
-	pos        int         // index of the next entry; guarded by go-fuse's handle lock
-}
-
-func (h *dirHandle) count() int { return len(h.listing.names) + len(h.extra) }
-
-// Readdirent implements gofs.FileReaddirenter.
-func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
-	if h.pos >= h.count() {
-		return nil, 0
-	}
-	i := h.pos
-	h.pos++
-	de := &fuse.DirEntry{Off: uint64(h.pos)}
-	if i < len(h.listing.names) {
-		de.Name = h.listing.names[i]
-		if h.listing.entries[de.Name].isDir {
-			de.Mode = syscall.S_IFDIR
-		} else {
-			de.Mode = syscall.S_IFREG
-		}
-		return de, 0
-	}
-	de.Name = h.extra[i-len(h.listing.names)]
-	de.Mode = syscall.S_IFREG
-	return de, 0
-}
-
-// Seekdir implements gofs.FileSeekdirer (rewinddir, telldir/seekdir).
-func (h *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
-	if off > uint64(h.count()) {
-		return syscall.EINVAL
-	}
-	h.pos = int(off)
-	return 0
-}
-
-// Lookup implements gofs.FileLookuper for READDIRPLUS.
-func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
-	if n := h.d.writerChild(name); n != nil {
-		return n, n.Operations().(*fileNode).fillEntry(out)
-	}
-	if a, ok := h.listing.entries[name]; ok {
-		if r, hit := h.d.b.lookups.Get(h.d.key(name)); hit && r.found && r.attr.isDir == a.isDir {
-			a = r.attr
-		}
-		return h.d.childInode(ctx, name, a, out), 0
-	}
-	return h.d.Lookup(ctx, name, out)
-}
-
-// Fsyncdir implements gofs.FileFsyncdirer: every change is in S3 once its
-// operation returned, so there is nothing to flush (restic and borg call it).
-func (h *dirHandle) Fsyncdir(ctx context.Context, flags uint32) syscall.Errno { return 0 }

@@ -354,13 +354,9 @@ func (f *fileNode) Readlink(ctx context.Context) ([]byte, syscall.Errno) {
 // a write session of the core (core.File.OpenWrite decides who may).
 func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uint32, syscall.Errno) {
 	if flags&syscall.O_ACCMODE == syscall.O_RDONLY {
-		if err := f.file.OpenRead(ctx); err != nil {
-			return nil, 0, core.Errno(err)
-		}
-		a, _, _ := f.currentAttr()
-		return newReadHandle(f.b, f.currentKey(), a.size), fuse.FOPEN_DIRECT_IO, 0
+		return f.openRead(ctx) // read.go: one version of the object per open
 	}
-	if f.b.cfg.ReadOnly {
+	if f.b.cfg.ReadOnly || f.b.draining.Load() {
 		return nil, 0, syscall.EROFS
 	}
 	f.mu.Lock()

@@ -6,7 +6,8 @@
 // field). A file being written has exactly one writeHandle, which owns the
 // file's uploader.Upload; the node points at it so that stat and listings
 // show the current size. Read handles own their prefetch goroutines and
-// stop them on release.
+// stop them on release; directory handles own the fetch of their next
+// listing page (listing.go) and stop it on release.
 package fs
 
 import (
@@ -15,8 +16,10 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
 
@@ -26,23 +29,30 @@ import (
 	"github.com/bucketfs/bucketfs/uploader"
 )
 
-// lookupResult is a cached answer to "what is this key": an entry or its absence.
+// lookupResult is a cached answer to "what is this key": an entry or its
+// absence. The cache keeps both for MetadataTTL; an absence is believed
+// only for NegativeTTL after it was learned.
 type lookupResult struct {
 	attr  entryAttr
 	found bool
+	at    time.Time // when S3 said the key was absent (found is false)
 }
 
 // bucketFS is the state shared by every node of one mount.
 type bucketFS struct {
-	cfg     Config
-	client  s3client.API
-	up      *uploader.Uploader
-	core    *core.Core // the write semantics: sessions and commits
-	log     *logrus.Logger
-	started time.Time
+	cfg    Config
+	client s3client.API
+	up     *uploader.Uploader
+	core   *core.Core // the write semantics: sessions and commits
+	// draining is set at shutdown (Server.Drain): opens for writing and
+	// creates answer EROFS while the open files finish.
+	draining atomic.Bool
+	log      *logrus.Logger
+	started  time.Time
 
 	// lookups caches HEAD+LIST answers by key (no trailing slash) for
-	// MetadataTTL, so that stat-then-open asks S3 once.
+	// MetadataTTL (an absence for NegativeTTL), so that stat-then-open asks
+	// S3 once.
 	lookups *cache.TTL[lookupResult]
 
 	// blocks recycles read-ahead buffers of readBlockSize bytes.
@@ -75,6 +85,13 @@ func newBucketFS(cfg Config) (*bucketFS, error) {
 	}
 	if cfg.MetadataTTL == 0 {
 		cfg.MetadataTTL = DefaultMetadataTTL
+	}
+	if cfg.NegativeTTL == 0 {
+		cfg.NegativeTTL = DefaultNegativeTTL
+	}
+	if cfg.NegativeTTL > cfg.MetadataTTL {
+		// An absence is never trusted longer than a presence.
+		cfg.NegativeTTL = cfg.MetadataTTL
 	}
 	if cfg.ReadAhead == 0 {
 		cfg.ReadAhead = DefaultReadAhead
@@ -151,21 +168,46 @@ func (b *bucketFS) noteExclusiveWrite() {
 	}
 }
 
-// validName says whether a key segment can be a file name.
+// validName says whether a key segment can be a file name: not empty, not
+// "." or "..", at most 255 bytes, and made of characters XML 1.0 can carry
+// (so no NUL). S3 speaks XML: a key holding U+0001 can be stored, but a
+// listing that does not url-encode it fails, and DeleteObjects cannot name
+// it, so such a key is hidden like the other impossible names.
 func validName(s string) bool {
-	return s != "" && s != "." && s != ".." && len(s) <= 255 && !strings.ContainsRune(s, 0)
+	return s != "" && s != "." && s != ".." && len(s) <= 255 && xmlCarries(s)
+}
+
+// xmlCarries says whether s is UTF-8 made only of characters XML 1.0
+// allows: tab, newline, carriage return, and U+0020 to U+10FFFF without
+// the surrogates, U+FFFE and U+FFFF.
+func xmlCarries(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r == '\t' || r == '\n' || r == '\r':
+		case r < 0x20, r >= 0xD800 && r < 0xE000, r == 0xFFFE, r == 0xFFFF:
+			return false
+		}
+	}
+	return true
 }
 
 // lookupKey answers what key is: a directory (some key lies under key/), a
-// file (an object key), or nothing. It costs at most one HeadObject and one
-// ListObjectsV2, run concurrently, and is cached for MetadataTTL.
-func (b *bucketFS) lookupKey(ctx context.Context, key string) (entryAttr, error) {
+// file (an object key), or nothing, and then since when S3 has said so. It
+// costs at most one HeadObject and one ListObjectsV2, run concurrently; an
+// entry is cached for MetadataTTL, an absence for NegativeTTL.
+func (b *bucketFS) lookupKey(ctx context.Context, key string) (entryAttr, time.Time, error) {
 	if r, ok := b.lookups.Get(key); ok {
-		if !r.found {
-			return entryAttr{}, syscall.ENOENT
+		if r.found {
+			return r.attr, time.Time{}, nil
 		}
-		return r.attr, nil
+		if time.Since(r.at) < b.cfg.NegativeTTL {
+			return entryAttr{}, r.at, syscall.ENOENT
+		}
 	}
+	asked := time.Now()
 	type headResult struct {
 		info *s3client.ObjectInfo
 		err  error
@@ -187,19 +229,19 @@ func (b *bucketFS) lookupKey(ctx context.Context, key string) (entryAttr, error)
 		a := entryAttr{isDir: true, uid: -1, gid: -1}
 		a.marker = len(page.Objects) > 0 && page.Objects[0].Key == key+"/"
 		b.lookups.Set(key, lookupResult{attr: a, found: true})
-		return a, nil
+		return a, time.Time{}, nil
 	case listErr != nil:
-		return entryAttr{}, listErr
+		return entryAttr{}, time.Time{}, listErr
 	case head.err == nil:
 		a := attrFromObject(head.info.Size, head.info.LastModified, head.info.ETag, head.info.Metadata, true)
 		a.contentType = head.info.ContentType
 		b.lookups.Set(key, lookupResult{attr: a, found: true})
-		return a, nil
+		return a, time.Time{}, nil
 	case s3client.Code(head.err) == "NotFound" || isNotFound(head.err):
-		b.lookups.Set(key, lookupResult{})
-		return entryAttr{}, syscall.ENOENT
+		b.lookups.Set(key, lookupResult{at: asked})
+		return entryAttr{}, asked, syscall.ENOENT
 	default:
-		return entryAttr{}, head.err
+		return entryAttr{}, time.Time{}, head.err
 	}
 }
 

@@ -25,12 +25,12 @@ func Mount(mountpoint string, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	ttl := b.cfg.MetadataTTL
+	ttl, negativeTTL := b.cfg.MetadataTTL, b.cfg.NegativeTTL
 	root := &dirNode{b: b, prefix: b.cfg.Prefix}
 	opts := &gofs.Options{
 		EntryTimeout:    &ttl,
 		AttrTimeout:     &ttl,
-		NegativeTimeout: &ttl,
+		NegativeTimeout: &negativeTTL,
 		UID:             b.cfg.UID,
 		GID:             b.cfg.GID,
 		MountOptions: fuse.MountOptions{

@@ -37,7 +37,7 @@ func checkName(name string) syscall.Errno {
 // conditional (If-None-Match: *), so two mounts racing to create one name
 // cannot both succeed.
 func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode uint32, out *fuse.EntryOut) (*gofs.Inode, gofs.FileHandle, uint32, syscall.Errno) {
-	if d.b.cfg.ReadOnly {
+	if d.b.cfg.ReadOnly || d.b.draining.Load() {
 		return nil, nil, 0, syscall.EROFS
 	}
 	if errno := checkName(name); errno != 0 {

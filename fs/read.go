@@ -2,19 +2,30 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
 	"syscall"
+	"time"
 
 	gofs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/sirupsen/logrus"
 
 	"github.com/bucketfs/bucketfs/core"
+	"github.com/bucketfs/bucketfs/s3client"
 )
 
-// readHandle serves reads of one open file with ranged GETs. A sequential
+// readHandle serves reads of one open file with ranged GETs, all of one
+// version of the object: the handle pins the ETag and size it opened with,
+// and every GET carries If-Match with that ETag. When the object changed
+// (412), reads answer EIO from then on, never bytes of two versions, and the
+// node is told to ask S3 again, so that the next open reads the new object.
+// Only a handle that has handed out no byte yet moves to the new version
+// instead (one HEAD): its reader has seen nothing of the old one.
+//
+// A sequential
 // reader gets parallel read-ahead: blocks of readBlockSize fetched ahead of
 // it, the window doubling while the reads stay sequential, up to ReadAhead
 // bytes.
@@ -32,12 +43,19 @@ import (
 type readHandle struct {
 	b    *bucketFS
 	key  string
-	size int64
+	node *fileNode // the file read, told when its object changed; nil in tests of the read-ahead alone
 
 	ctx    context.Context // lives as long as the handle; prefetches use it
 	cancel context.CancelFunc
 
-	mu        sync.Mutex   // guards the fields below; held while a read waits for its block
+	mu sync.Mutex // guards the fields below; held while a read waits for its block
+	// etag and size are the version read: every GET carries If-Match etag
+	// (none when etag is empty), and reads end at size.
+	etag      string
+	size      int64
+	delivered bool         // a read has returned bytes: the version may no longer change
+	repinned  int          // times the handle moved to a newer version before delivering a byte
+	changed   bool         // the object changed after bytes were delivered: every read answers EIO
 	blocks    []*readBlock // consecutive blocks, in flight or done, ascending
 	nextFetch int64        // where the next prefetched block starts
 	window    int          // blocks to keep ahead of the reader
@@ -55,6 +73,7 @@ var (
 // readBlock is one prefetched range of the object.
 type readBlock struct {
 	off, n int64
+	etag   string  // the version fetched (If-Match)
 	buf    *[]byte // the block's bytes; written only by its fetch until done closes
 	pooled bool    // buf came from bucketFS.blocks and goes back there once done and dropped
 	done   chan struct{}
@@ -79,18 +98,65 @@ func (h *readHandle) maxWindow() int {
 	return w
 }
 
+// maxRepins bounds how often a handle that has handed out nothing moves to
+// a newer version (an object rewritten again and again while opened).
+const maxRepins = 2
+
 // Read implements gofs.FileReader.
 func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for {
+		if h.changed {
+			return nil, syscall.EIO
+		}
+		n, err := h.readLocked(ctx, dest, off)
+		if err == nil {
+			h.delivered = h.delivered || n > 0
+			return fuse.ReadResultData(dest[:n]), 0
+		}
+		if !errors.Is(err, s3client.ErrPreconditionFailed) {
+			return nil, core.Errno(err)
+		}
+		if h.delivered || h.repinned >= maxRepins || h.node == nil {
+			h.versionChanged(err)
+			return nil, syscall.EIO
+		}
+		// Nothing of the old version was handed out: read the new one.
+		h.repinned++
+		v, err := h.node.headVersion(ctx)
+		if err != nil {
+			return nil, core.Errno(err)
+		}
+		h.b.log.WithFields(logrus.Fields{"op": "read", "key": h.key, "etag": h.etag, "new_etag": v.etag}).Debug("object changed before the first read; reading the new version")
+		h.dropAll()
+		h.window = 0
+		h.etag, h.size = v.etag, v.size
+	}
+}
+
+// versionChanged (h.mu held) makes every later read answer EIO and has the
+// node ask S3 again, after the object changed under the handle.
+func (h *readHandle) versionChanged(err error) {
+	h.changed = true
+	h.dropAll()
+	h.b.log.WithError(err).WithFields(logrus.Fields{"op": "read", "key": h.key, "etag": h.etag}).
+		Warn("the object changed while it was being read; reads of this open file answer EIO, the next open reads the new object")
+	if h.node != nil {
+		h.node.staleVersion(h.etag)
+	}
+}
+
+// readLocked (h.mu held) copies the bytes at off into dest, from the blocks
+// fetched or started by earlier reads, or from new ones.
+func (h *readHandle) readLocked(ctx context.Context, dest []byte, off int64) (int, error) {
 	if off >= h.size || len(dest) == 0 {
-		return fuse.ReadResultData(nil), 0
+		return 0, nil
 	}
 	want := int64(len(dest))
 	if off+want > h.size {
 		want = h.size - off
 	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-
 	switch {
 	case h.covers(off, want):
 	case h.covers(off, 1):
@@ -126,7 +192,7 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 	if err != nil {
 		h.dropAll()
 		h.window = 0
-		return nil, core.Errno(err)
+		return 0, err
 	}
 	h.lastEnd = off + int64(n)
 	h.trim(off)
@@ -137,7 +203,7 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 		}
 	}
 	h.fill()
-	return fuse.ReadResultData(dest[:n]), 0
+	return n, nil
 }
 
 // covers says whether the blocks, fetched or in flight, hold [off, off+n).
@@ -169,7 +235,7 @@ func (h *readHandle) fill() {
 
 // fetchAhead starts fetching the n bytes at nextFetch as one block.
 func (h *readHandle) fetchAhead(n int64) {
-	blk := &readBlock{off: h.nextFetch, n: n, done: make(chan struct{})}
+	blk := &readBlock{off: h.nextFetch, n: n, etag: h.etag, done: make(chan struct{})}
 	if n > smallBlock {
 		blk.buf, blk.pooled = h.b.blocks.Get().(*[]byte), true
 	} else {
@@ -191,17 +257,19 @@ func (h *readHandle) fetch(ctx context.Context, blk *readBlock) {
 	buf := (*blk.buf)[:blk.n]
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		if _, err = h.readRange(ctx, buf, blk.off); err == nil || ctx.Err() != nil {
-			break
+		_, err = h.readRange(ctx, buf, blk.off, blk.etag)
+		if err == nil || ctx.Err() != nil || errors.Is(err, s3client.ErrPreconditionFailed) || errors.Is(err, s3client.ErrNotFound) {
+			break // retrying cannot help
 		}
 		h.b.log.WithError(err).WithFields(logrus.Fields{"op": "read-ahead", "key": h.key, "offset": blk.off, "attempt": attempt + 1}).Warn("block read failed")
 	}
 	blk.err = err
 }
 
-// readRange fills buf from the object at off with one ranged GET.
-func (h *readHandle) readRange(ctx context.Context, buf []byte, off int64) (int, error) {
-	rc, err := h.b.client.GetRange(ctx, h.key, off, int64(len(buf)), "")
+// readRange fills buf from version etag of the object at off with one
+// ranged GET.
+func (h *readHandle) readRange(ctx context.Context, buf []byte, off int64, etag string) (int, error) {
+	rc, err := h.b.client.GetRange(ctx, h.key, off, int64(len(buf)), etag)
 	if err != nil {
 		return 0, err
 	}
@@ -286,4 +354,66 @@ func (h *readHandle) Release(ctx context.Context) syscall.Errno {
 	h.mu.Unlock()
 	h.cancel()
 	return 0
+}
+
+// openRevalidateAfter is the age past which a file's attributes are checked
+// with one HEAD before a read handle pins them (at most MetadataTTL).
+// Younger ones are pinned as they are: if the object changed meanwhile, the
+// first GET fails its If-Match, and the handle, having handed out nothing,
+// moves to the new version then.
+const openRevalidateAfter = time.Second
+
+// objectVersion is one version of an object: what a read handle pins.
+type objectVersion struct {
+	etag string
+	size int64
+}
+
+// openRead opens a read handle on one version of the object: the one the
+// node's attributes name, or, when they are older than openRevalidateAfter
+// or name no ETag, the one a HEAD finds. A read waits (bounded) until what
+// this mount wrote is in S3.
+func (f *fileNode) openRead(ctx context.Context) (gofs.FileHandle, uint32, syscall.Errno) {
+	if err := f.file.OpenRead(ctx); err != nil {
+		return nil, 0, core.Errno(err)
+	}
+	a, at, _ := f.currentAttr()
+	v := objectVersion{etag: a.etag, size: a.size}
+	if v.etag == "" || time.Since(at) >= min(openRevalidateAfter, f.b.cfg.MetadataTTL) {
+		var err error
+		if v, err = f.headVersion(ctx); err != nil {
+			return nil, 0, core.Errno(err)
+		}
+	}
+	h := newReadHandle(f.b, f.currentKey(), v.size)
+	h.node, h.etag = f, v.etag
+	return h, fuse.FOPEN_DIRECT_IO, 0
+}
+
+// headVersion reads the object's current version with one HEAD and records
+// its attributes on the node.
+func (f *fileNode) headVersion(ctx context.Context) (objectVersion, error) {
+	info, err := f.b.client.Head(ctx, f.currentKey())
+	if err != nil {
+		return objectVersion{}, err
+	}
+	a := attrFromObject(info.Size, info.LastModified, info.ETag, info.Metadata, true)
+	a.contentType = info.ContentType
+	f.setAttr(a)
+	return objectVersion{etag: info.ETag, size: info.Size}, nil
+}
+
+// staleVersion is told that version etag of the object is gone: the next
+// stat and open ask S3, and the kernel drops the attributes it caches.
+func (f *fileNode) staleVersion(etag string) {
+	f.mu.Lock()
+	if f.attr.etag == etag {
+		f.attrAt = time.Time{}
+	}
+	f.mu.Unlock()
+	if f.StableAttr().Ino != 0 { // a node of a mounted tree
+		// Not from the reading goroutine: the kernel may hold locks while
+		// it waits for that read.
+		go f.NotifyContent(0, 0)
+	}
 }

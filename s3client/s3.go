@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -214,7 +215,9 @@ func (c *Client) HeadBucket(ctx context.Context) error {
 
 // List implements API.
 func (c *Client) List(ctx context.Context, prefix, delimiter, token string, maxKeys int32) (*ListPage, error) {
-	in := &s3.ListObjectsV2Input{Bucket: &c.bucket, Prefix: aws.String(prefix)}
+	// Keys come url-encoded: XML 1.0 cannot carry some characters a key may
+	// hold (U+0001), and one such key would otherwise fail the whole page.
+	in := &s3.ListObjectsV2Input{Bucket: &c.bucket, Prefix: aws.String(prefix), EncodingType: types.EncodingTypeUrl}
 	if delimiter != "" {
 		in.Delimiter = aws.String(delimiter)
 	}
@@ -228,17 +231,31 @@ func (c *Client) List(ctx context.Context, prefix, delimiter, token string, maxK
 	if err != nil {
 		return nil, wrapError("ListObjectsV2", prefix, err)
 	}
+	// A server that ignores EncodingType says so by not echoing it; its
+	// keys are then plain text and must not be decoded.
+	decode := func(s string) (string, error) { return s, nil }
+	if out.EncodingType == types.EncodingTypeUrl {
+		decode = decodeListedKey
+	}
 	page := &ListPage{Objects: make([]ObjectInfo, 0, len(out.Contents))}
 	for _, o := range out.Contents {
+		key, err := decode(aws.ToString(o.Key))
+		if err != nil {
+			return nil, wrapError("ListObjectsV2", prefix, err)
+		}
 		page.Objects = append(page.Objects, ObjectInfo{
-			Key:          aws.ToString(o.Key),
+			Key:          key,
 			Size:         aws.ToInt64(o.Size),
 			ETag:         aws.ToString(o.ETag),
 			LastModified: aws.ToTime(o.LastModified),
 		})
 	}
 	for _, p := range out.CommonPrefixes {
-		page.CommonPrefixes = append(page.CommonPrefixes, aws.ToString(p.Prefix))
+		cp, err := decode(aws.ToString(p.Prefix))
+		if err != nil {
+			return nil, wrapError("ListObjectsV2", prefix, err)
+		}
+		page.CommonPrefixes = append(page.CommonPrefixes, cp)
 	}
 	if aws.ToBool(out.IsTruncated) {
 		page.NextToken = aws.ToString(out.NextContinuationToken)
@@ -247,6 +264,17 @@ func (c *Client) List(ctx context.Context, prefix, delimiter, token string, maxK
 		}
 	}
 	return page, nil
+}
+
+// decodeListedKey reads a key of a listing made with EncodingType=url. S3
+// encodes as HTML forms do (a space may arrive as "+", a plus always as
+// "%2B"), so form decoding is the inverse.
+func decodeListedKey(s string) (string, error) {
+	key, err := url.QueryUnescape(s)
+	if err != nil {
+		return "", fmt.Errorf("listed key %q is not url-encoded: %w", s, err)
+	}
+	return key, nil
 }
 
 // Head implements API.
@@ -499,12 +527,12 @@ func (c *Client) UploadPartCopy(ctx context.Context, src, srcETag, key, uploadID
 	}
 	out, err := c.s3.UploadPartCopy(ctx, &s3.UploadPartCopyInput{
 		CopySourceIfMatch: ifMatch,
-		Bucket:          &c.bucket,
-		Key:             &key,
-		UploadId:        &uploadID,
-		PartNumber:      aws.Int32(number),
-		CopySource:      aws.String(c.bucket + "/" + escapeCopySource(src)),
-		CopySourceRange: aws.String(fmt.Sprintf("bytes=%d-%d", first, last)),
+		Bucket:            &c.bucket,
+		Key:               &key,
+		UploadId:          &uploadID,
+		PartNumber:        aws.Int32(number),
+		CopySource:        aws.String(c.bucket + "/" + escapeCopySource(src)),
+		CopySourceRange:   aws.String(fmt.Sprintf("bytes=%d-%d", first, last)),
 	})
 	if err != nil {
 		return CompletedPart{}, wrapError("UploadPartCopy", key, err)
