@@ -7,11 +7,31 @@ VERSION       := $(shell git describe --tags --always --dirty 2>/dev/null || ech
 MNT           := $(CURDIR)/mnt
 QUICK         ?=
 
-.PHONY: build deps test demo demo-stop bench clean
+PREFIX        ?= /usr/local
+BINDIR        ?= $(PREFIX)/bin
+# mount(8) looks for the helper of type fuse.bucketfs in /sbin only
+# (util-linux's fixed search path), whatever PREFIX is.
+SBINDIR       ?= /sbin
+# BUCKETFS is the binary install copies (the tests point it at their own build).
+BUCKETFS      ?= bin/bucketfs
+
+.PHONY: build deps test demo demo-stop bench clean install uninstall
 
 ## build: the binary, at bin/bucketfs
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/bucketfs ./cmd/bucketfs
+
+## install: the binary at $(BINDIR)/bucketfs and mount(8)'s helper for
+## `mount -t fuse.bucketfs` and fstab, $(SBINDIR)/mount.fuse.bucketfs (a link
+## to it). DESTDIR stages the files for a package.
+install: build
+	install -D -m 0755 $(BUCKETFS) $(DESTDIR)$(BINDIR)/bucketfs
+	install -d $(DESTDIR)$(SBINDIR)
+	ln -sfn $(BINDIR)/bucketfs $(DESTDIR)$(SBINDIR)/mount.fuse.bucketfs
+
+## uninstall: removes what install put in place
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/bucketfs $(DESTDIR)$(SBINDIR)/mount.fuse.bucketfs
 
 ## bin/minio: the S3 server of the test bed, built from the Go module proxy once
 bin/minio:

@@ -2,165 +2,251 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/bucketfs/bucketfs/uploader"
 )
 
-// options are the command line's settings.
-type options struct {
-	bucket, mountpoint string
-
-	prefix         string
-	foreground     bool
+// connection says how to reach a bucket; a mount and cleanup share it.
+type connection struct {
 	endpoint       string
 	region         string
 	profile        string
 	forcePathStyle bool
-	readOnly       bool
-	uid, gid       int64
-	fileMode       uint32
-	dirMode        uint32
-	allowOther     bool
-	logLevel       string
-	logFile        string
-	version        bool
-	help           bool
+}
+
+// options are the settings of a mount, from flags and -o mount options.
+type options struct {
+	bucket, mountpoint string
+	conn               connection
+
+	prefix          string
+	foreground      bool
+	readOnly        bool
+	uid, gid        int64 // -1: the mounting user's
+	fileMode        uint32
+	dirMode         uint32
+	allowOther      bool
+	logLevel        string
+	logFile         string
+	shutdownTimeout time.Duration
+	version         bool
+	help            bool
 
 	partSize          int64
 	uploadMemory      int64
 	uploadMemoryWait  time.Duration
 	uploadConcurrency int
 	metadataTTL       time.Duration
+	negativeTTL       time.Duration
 	exactAttrs        bool
 	readAhead         int64
 	maxRenameObjects  int
 	debugFUSE         bool
 }
 
-// errHelp asks for usage and exit 0.
+// defaultShutdownTimeout is how long SIGTERM, SIGINT or an unmount with
+// files still open waits for their uploads before the daemon exits anyway.
+const defaultShutdownTimeout = 60 * time.Second
+
+// errHelp says --help was asked for and printed: exit 0.
 var errHelp = errors.New("help requested")
 
-// newFlagSet declares every flag on o.
-func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet("bucketfs", flag.ContinueOnError)
-	fs.SetOutput(out)
-	o.uid, o.gid = -1, -1
-	o.fileMode, o.dirMode = 0o644, 0o755
-	o.partSize = uploader.DefaultPartSize
-	o.uploadMemory = uploader.DefaultMemoryLimit
-	fs.StringVar(&o.prefix, "prefix", "", "mount only the keys under this prefix (must end with /)")
-	fs.BoolVar(&o.foreground, "foreground", false, "stay in the foreground; SIGINT or SIGTERM unmounts")
-	fs.BoolVar(&o.foreground, "f", false, "short for --foreground")
-	fs.StringVar(&o.endpoint, "endpoint-url", "", "S3 endpoint URL, for S3-compatible stores (default: AWS)")
-	fs.StringVar(&o.region, "region", "", "AWS region (default: from the environment or profile, else us-east-1)")
-	fs.StringVar(&o.profile, "profile", "", "AWS shared-config profile for credentials and settings")
-	fs.BoolVar(&o.forcePathStyle, "force-path-style", false, "address the bucket in the path (needed by most S3-compatible stores)")
-	fs.BoolVar(&o.readOnly, "read-only", false, "refuse every change with EROFS")
-	fs.Int64Var(&o.uid, "uid", -1, "owner of files and directories (default: the mounting user)")
-	fs.Int64Var(&o.gid, "gid", -1, "group of files and directories (default: the mounting user's group)")
-	fs.Var(modeValue{&o.fileMode}, "file-mode", "permission bits of files without x-amz-meta-mode, octal")
-	fs.Var(modeValue{&o.dirMode}, "dir-mode", "permission bits of directories, octal")
-	fs.BoolVar(&o.allowOther, "allow-other", false, "let users other than the mounting user access the mount")
-	fs.StringVar(&o.logLevel, "log-level", "info", "error, warn, info or debug")
-	fs.StringVar(&o.logFile, "log-file", "", "write logs to this file (default: stderr in the foreground, syslog in the background)")
-	fs.BoolVar(&o.version, "version", false, "print the version and exit")
-	fs.BoolVar(&o.help, "help", false, "print this help and exit")
-	fs.BoolVar(&o.help, "h", false, "short for --help")
-	fs.Var(sizeValue{&o.partSize}, "part-size", "size of the first parts of a multipart upload, 5MiB to 5GiB; later parts grow")
-	fs.Var(sizeValue{&o.uploadMemory}, "upload-memory", "memory for the part buffers of all files being written together")
-	fs.DurationVar(&o.uploadMemoryWait, "upload-memory-wait", uploader.DefaultMemoryWait, "how long a write waits for upload memory while none is released before it fails with ENOBUFS")
-	fs.IntVar(&o.uploadConcurrency, "upload-concurrency", uploader.DefaultConcurrency, "parts uploaded at once, over all files")
-	fs.DurationVar(&o.metadataTTL, "metadata-ttl", 5*time.Second, "how long names, attributes and listings are trusted without asking S3")
-	fs.BoolVar(&o.exactAttrs, "exact-attrs", false, "show every object's x-amz-meta-* mode and mtime, not a listing's view, at one HEAD per object on its first stat")
-	o.readAhead = 64 << 20
-	fs.Var(sizeValue{&o.readAhead}, "read-ahead", "largest read-ahead window of a sequential reader")
-	fs.IntVar(&o.maxRenameObjects, "max-rename-objects", 10000, "most objects one directory rename moves (more answers EXDEV)")
-	fs.BoolVar(&o.debugFUSE, "debug-fuse", false, "log every FUSE request (very verbose)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: bucketfs [flags] BUCKET MOUNTPOINT\n\nMounts an S3 bucket as a directory. Credentials come from the AWS default chain\n(environment, shared config and credentials files, profile, SSO, instance metadata).\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	return fs
+// usageError is a mistake on the command line: the command prints it with
+// a one-line hint to --help and exits 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
-// parseArgs reads the command line; flags may stand before, between and
-// after the two positional arguments.
-func parseArgs(args []string, out io.Writer) (*options, error) {
+// addConnectionFlags declares the flags that say how to reach S3.
+func addConnectionFlags(c *commandLine, conn *connection) {
+	g := c.group("Connection")
+	g.add(&flagSpec{name: "endpoint-url", arg: "URL", def: "AWS", value: endpointValue{&conn.endpoint},
+		usage: "S3 endpoint of an S3-compatible store (MinIO, Ceph, R2, ...), with http:// or https://"})
+	g.add(&flagSpec{name: "region", arg: "R", def: "from the environment or profile, else us-east-1", value: stringValue{&conn.region},
+		usage: "AWS region"})
+	g.add(&flagSpec{name: "profile", arg: "NAME", def: "$AWS_PROFILE, else default", value: stringValue{&conn.profile},
+		usage: "shared-config profile for credentials and settings"})
+	g.add(&flagSpec{name: "force-path-style", value: boolValue{&conn.forcePathStyle},
+		usage: "endpoint/bucket/key addressing (most S3-compatible stores need it)"})
+}
+
+// newMountFlags declares every flag of a mount on o, with its default.
+func newMountFlags(o *options) *commandLine {
+	o.uid, o.gid = -1, -1
+	o.fileMode, o.dirMode = 0o644, 0o755
+	o.logLevel = "info"
+	o.shutdownTimeout = defaultShutdownTimeout
+	o.partSize = uploader.DefaultPartSize
+	o.uploadMemory = uploader.DefaultMemoryLimit
+	o.uploadMemoryWait = uploader.DefaultMemoryWait
+	o.uploadConcurrency = uploader.DefaultConcurrency
+	o.metadataTTL = 5 * time.Second
+	o.negativeTTL = time.Second
+	o.readAhead = 64 << 20
+	o.maxRenameObjects = 10000
+
+	c := newCommandLine(true)
+	g := c.group("Mount")
+	g.add(&flagSpec{name: "prefix", arg: "P/", value: stringValue{&o.prefix},
+		usage: "mount only the keys under P/"})
+	g.add(&flagSpec{name: "foreground", short: "f", value: boolValue{&o.foreground},
+		usage: "stay attached; SIGINT or SIGTERM unmounts"})
+	g.add(&flagSpec{name: "read-only", value: boolValue{&o.readOnly},
+		usage: "refuse every change with EROFS (mount option: ro)"})
+	g.add(&flagSpec{name: "uid", arg: "N", def: "the mounting user", value: idValue{&o.uid},
+		usage: "owner of entries without x-amz-meta-uid"})
+	g.add(&flagSpec{name: "gid", arg: "N", def: "the mounting user's group", value: idValue{&o.gid},
+		usage: "group of entries without x-amz-meta-gid"})
+	g.add(&flagSpec{name: "file-mode", arg: "MODE", def: "0644", value: modeValue{&o.fileMode},
+		usage: "permission bits of files without x-amz-meta-mode, octal, at most 0777"})
+	g.add(&flagSpec{name: "dir-mode", arg: "MODE", def: "0755", value: modeValue{&o.dirMode},
+		usage: "permission bits of directories, octal, at most 0777"})
+	g.add(&flagSpec{name: "allow-other", value: boolValue{&o.allowOther},
+		usage: "let other users use the mount (non-root users need user_allow_other in /etc/fuse.conf)"})
+	g.add(&flagSpec{name: "shutdown-timeout", arg: "D", def: "60s", value: durationValue{&o.shutdownTimeout},
+		usage: "on SIGTERM, SIGINT or an unmount with files open, how long uploads in flight may take before the daemon exits anyway"})
+
+	addConnectionFlags(c, &o.conn)
+
+	g = c.group("Reading and metadata")
+	g.add(&flagSpec{name: "metadata-ttl", arg: "D", def: "5s", value: durationValue{&o.metadataTTL},
+		usage: "how long names, attributes and listings are trusted without asking S3"})
+	g.add(&flagSpec{name: "negative-ttl", arg: "D", def: "1s", value: durationValue{&o.negativeTTL},
+		usage: "how long a name seen as absent (by a lookup or a listing) stays absent without asking S3 again, at most --metadata-ttl: another client's new object shows within it"})
+	g.add(&flagSpec{name: "exact-attrs", value: boolValue{&o.exactAttrs},
+		usage: "show each object's stored mode and mtime (x-amz-meta-*) even right after a listing, at one HEAD per object on its first stat"})
+	g.add(&flagSpec{name: "read-ahead", arg: "SIZE", def: "64MiB", value: sizeValue{&o.readAhead},
+		usage: "largest read-ahead window of one sequential reader"})
+
+	g = c.group("Writing")
+	g.add(&flagSpec{name: "part-size", arg: "SIZE", def: formatSize(uploader.DefaultPartSize), value: sizeValue{&o.partSize},
+		usage: "first part size of multipart uploads, 5MiB to 5GiB; later parts grow"})
+	g.add(&flagSpec{name: "upload-memory", arg: "SIZE", def: formatSize(uploader.DefaultMemoryLimit), value: sizeValue{&o.uploadMemory},
+		usage: "one budget for the part buffers of every file being written; writers wait when it is spent"})
+	g.add(&flagSpec{name: "upload-memory-wait", arg: "D", def: uploader.DefaultMemoryWait.String(), value: durationValue{&o.uploadMemoryWait},
+		usage: "how long a write waits for upload memory while none is released before it fails with ENOBUFS"})
+	g.add(&flagSpec{name: "upload-concurrency", arg: "N", def: fmt.Sprint(uploader.DefaultConcurrency), value: intValue{&o.uploadConcurrency, 1},
+		usage: "parts uploaded at once, over all files"})
+	g.add(&flagSpec{name: "max-rename-objects", arg: "N", def: "10000", value: intValue{&o.maxRenameObjects, 1},
+		usage: "most objects one directory rename moves; more answers EXDEV (mv then copies itself)"})
+
+	g = c.group("Logging")
+	g.add(&flagSpec{name: "log-level", arg: "L", def: "info", value: stringValue{&o.logLevel},
+		usage: "error, warn, info or debug"})
+	g.add(&flagSpec{name: "log-file", arg: "PATH", def: "stderr in the foreground, syslog in the background", value: stringValue{&o.logFile},
+		usage: "where logs go; created 0600; SIGHUP reopens it (logrotate)"})
+	g.add(&flagSpec{name: "debug-fuse", value: boolValue{&o.debugFUSE},
+		usage: "log every FUSE request"})
+
+	g = c.group("")
+	g.add(&flagSpec{name: "version", value: boolValue{&o.version}, notOption: true, usage: "print the version and exit"})
+	g.add(&flagSpec{name: "help", short: "h", value: boolValue{&o.help}, notOption: true, usage: "print this help and exit"})
+	return c
+}
+
+const mountHelpHeader = `Usage: bucketfs [flags] BUCKET MOUNTPOINT
+       mount -t fuse.bucketfs BUCKET MOUNTPOINT -o option,option=value
+       bucketfs cleanup [flags] BUCKET        (bucketfs cleanup --help)
+
+Mounts an S3 bucket as a directory. bucketfs returns once the mount is live
+and serves it in the background; umount MOUNTPOINT ends it. Credentials come
+from the AWS default chain (environment, shared config and credentials files,
+--profile, SSO, instance metadata).
+`
+
+const mountHelpFooter = `
+Flags may come before or after BUCKET and MOUNTPOINT. Every flag is also a
+mount option (-o), its name written with _ for -: --metadata-ttl 1s is
+-o metadata_ttl=1s, --read-only is -o read_only or -o ro. The generic options
+mount(8) passes (rw, ro, dev, suid, exec, noatime, _netdev, nofail, x-systemd.*,
+...) are accepted and ignored; bucketfs mounts are always nosuid and nodev.
+Sizes: 8MiB, 512MiB, 1GiB (K/M/G binary, KB/MB/GB decimal) or bytes.
+Durations: 500ms, 5s, 2m, 1h30m.
+`
+
+// mountHelpHint is the line printed under a command-line mistake.
+const mountHelpHint = "Usage: bucketfs [flags] BUCKET MOUNTPOINT; bucketfs --help lists the flags."
+
+// parseArgs reads a mount's command line. It prints --help to stdout and
+// returns errHelp; in sloppy mode (mount -s) an unknown mount option is
+// reported on stderr and ignored.
+func parseArgs(args []string, stdout, stderr io.Writer, sloppy bool) (*options, error) {
 	o := &options{}
-	fs := newFlagSet(o, out)
-	var positional []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, errHelp
-			}
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			break
-		}
-		if rest[0] == "--" {
-			positional = append(positional, rest[1:]...)
-			break
-		}
-		positional = append(positional, rest[0])
-		args = rest[1:]
+	c := newMountFlags(o)
+	c.sloppy = sloppy
+	positional, err := c.parse(args)
+	for _, w := range c.warnings {
+		fmt.Fprintf(stderr, "bucketfs: %s\n", w)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if o.help {
-		fs.Usage()
+		c.printHelp(stdout, mountHelpHeader, mountHelpFooter)
 		return nil, errHelp
 	}
 	if o.version {
 		return o, nil
 	}
 	if len(positional) != 2 {
-		fs.Usage()
-		return nil, fmt.Errorf("want BUCKET and MOUNTPOINT, got %d argument(s)", len(positional))
+		return nil, usagef("want BUCKET and MOUNTPOINT, got %d argument(s)", len(positional))
 	}
 	o.bucket, o.mountpoint = positional[0], positional[1]
 	if err := o.check(); err != nil {
-		fs.Usage()
 		return nil, err
 	}
+	if o.logFile != "" {
+		// The daemon reopens it on SIGHUP: keep the path it was given
+		// meaning the same file, whatever the working directory.
+		if abs, err := filepath.Abs(o.logFile); err == nil {
+			o.logFile = abs
+		}
+	}
 	return o, nil
+}
+
+// fsNegativeTTL is --negative-ttl for fs.Config, where zero means the
+// default: 0 becomes a nanosecond, an absence never trusted.
+func (o *options) fsNegativeTTL() time.Duration {
+	if o.negativeTTL == 0 {
+		return time.Nanosecond
+	}
+	return o.negativeTTL
 }
 
 // check validates values that each flag alone cannot.
 func (o *options) check() error {
 	switch {
 	case o.bucket == "":
-		return errors.New("the bucket name is empty")
+		return usagef("the bucket name is empty")
 	case o.prefix != "" && !strings.HasSuffix(o.prefix, "/"):
-		return fmt.Errorf("--prefix %q must end with /", o.prefix)
+		return usagef("--prefix %q must end with /", o.prefix)
 	case strings.HasPrefix(o.prefix, "/"):
-		return fmt.Errorf("--prefix %q must not start with /", o.prefix)
+		return usagef("--prefix %q must not start with /", o.prefix)
 	case o.partSize < uploader.MinPartSize || o.partSize > uploader.MaxPartSize:
-		return fmt.Errorf("--part-size %s is outside 5MiB to 5GiB", formatSize(o.partSize))
+		return usagef("--part-size %s is outside 5MiB to 5GiB", formatSize(o.partSize))
 	case o.uploadMemory < o.partSize:
-		return fmt.Errorf("--upload-memory %s is smaller than --part-size %s", formatSize(o.uploadMemory), formatSize(o.partSize))
+		return usagef("--upload-memory %s is smaller than --part-size %s", formatSize(o.uploadMemory), formatSize(o.partSize))
 	case o.uploadMemoryWait <= 0:
-		return fmt.Errorf("--upload-memory-wait must be positive")
-	case o.uploadConcurrency < 1:
-		return fmt.Errorf("--upload-concurrency must be at least 1")
-	case o.metadataTTL < 0:
-		return fmt.Errorf("--metadata-ttl must not be negative")
+		return usagef("--upload-memory-wait must be positive")
 	case o.readAhead < 1<<20:
-		return fmt.Errorf("--read-ahead must be at least 1MiB")
-	case o.maxRenameObjects < 1:
-		return fmt.Errorf("--max-rename-objects must be at least 1")
-	case o.uid > 1<<32-1 || o.gid > 1<<32-1:
-		return fmt.Errorf("--uid and --gid must fit in 32 bits")
+		return usagef("--read-ahead must be at least 1MiB")
+	case o.shutdownTimeout <= 0:
+		return usagef("--shutdown-timeout must be positive")
 	}
 	switch o.logLevel {
 	case "error", "warn", "info", "debug":
 	default:
-		return fmt.Errorf("--log-level %q: want error, warn, info or debug", o.logLevel)
+		return usagef("--log-level %q: want error, warn, info or debug", o.logLevel)
 	}
 	return nil
 }

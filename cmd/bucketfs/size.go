@@ -41,25 +41,6 @@ func parseSize(s string) (int64, error) {
 	return int64(f * float64(factor)), nil
 }
 
-// sizeValue is a flag.Value for sizes.
-type sizeValue struct{ n *int64 }
-
-func (v sizeValue) String() string {
-	if v.n == nil {
-		return "0"
-	}
-	return formatSize(*v.n)
-}
-
-func (v sizeValue) Set(s string) error {
-	n, err := parseSize(s)
-	if err != nil {
-		return err
-	}
-	*v.n = n
-	return nil
-}
-
 func formatSize(n int64) string {
 	for _, u := range []struct {
 		suffix string
@@ -70,23 +51,4 @@ func formatSize(n int64) string {
 		}
 	}
 	return strconv.FormatInt(n, 10)
-}
-
-// modeValue is a flag.Value for octal permission bits.
-type modeValue struct{ m *uint32 }
-
-func (v modeValue) String() string {
-	if v.m == nil {
-		return "0"
-	}
-	return fmt.Sprintf("%04o", *v.m)
-}
-
-func (v modeValue) Set(s string) error {
-	n, err := strconv.ParseUint(s, 8, 32)
-	if err != nil || n > 0o7777 {
-		return fmt.Errorf("%q is not an octal mode (examples: 0644, 755)", s)
-	}
-	*v.m = uint32(n)
-	return nil
 }
