@@ -448,16 +448,21 @@ func (h *Handle) Release(ctx context.Context) {
 // exists under the old name, is completed first and moved. handled
 // is false when no session is open or it failed: the filesystem layer then
 // moves the object as for any file.
-func (f *File) Rename(ctx context.Context, newKey string) (handled bool, err error) {
+//
+// opts are the copy's settings when what the session published is moved
+// (a pending attribute change rides in it); moved is that copy's result, nil
+// when nothing was copied (the caller then keeps its pending changes: the
+// session's next commit carries the file's current attributes).
+func (f *File) Rename(ctx context.Context, newKey string, opts s3client.CopyOptions) (handled bool, moved *Version, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := f.s
 	if s == nil || s.err != nil {
-		return false, nil
+		return false, nil, nil
 	}
 	if s.orphaned {
 		s.key = newKey
-		return true, nil
+		return true, nil, nil
 	}
 	if s.up != nil {
 		if err := s.up.SetKey(newKey); err != nil {
@@ -467,7 +472,7 @@ func (f *File) Rename(ctx context.Context, newKey string) (handled bool, err err
 			// under the old name would clobber whatever a new file of that
 			// name holds by then. Later writes reopen it under newKey.
 			if err := f.commitLocked(ctx, s, "rename"); err != nil {
-				return true, err
+				return true, nil, err
 			}
 		} else {
 			defer func(old string) {
@@ -482,17 +487,18 @@ func (f *File) Rename(ctx context.Context, newKey string) (handled bool, err err
 	switch {
 	case s.published != nil && s.published.Key == s.key:
 		p := s.published
-		etag, err := f.c.cfg.Copy(rctx, s.key, newKey, p.Size, s3client.CopyOptions{})
+		etag, err := f.c.cfg.Copy(rctx, s.key, newKey, p.Size, opts)
 		if err != nil {
-			return true, err
+			return true, nil, err
 		}
 		if err := f.c.cfg.Client.Delete(rctx, s.key); err != nil {
-			return true, err
+			return true, nil, err
 		}
 		s.published = &Version{Key: newKey, ETag: etag, Size: p.Size}
+		moved = s.published
 	case s.replacing:
 		if err := f.c.cfg.Client.Delete(rctx, s.key); err != nil {
-			return true, err
+			return true, nil, err
 		}
 		s.owesEmpty = true
 	}
@@ -502,7 +508,7 @@ func (f *File) Rename(ctx context.Context, newKey string) (handled bool, err err
 	s.replacing = true
 	s.exclusive = false // O_EXCL was about the old name; a rename replaces what the new one holds
 	f.c.log.WithFields(f.fields(s)).WithField("op", "rename").Debug("write session moved")
-	return true, nil
+	return true, moved, nil
 }
 
 // Detach orphans the open session of a file that was unlinked or replaced

@@ -419,7 +419,7 @@ func TestRenameWhileWriting(t *testing.T) {
 			if committedFirst {
 				wantErrno(t, "dup-restore close", h.Flush(ctx, 100), 0)
 			}
-			handled, err := f.Rename(ctx, "app.log.1")
+			handled, _, err := f.Rename(ctx, "app.log.1", s3client.CopyOptions{})
 			if err != nil || !handled {
 				t.Fatalf("rename: %v, %v", handled, err)
 			}
@@ -439,7 +439,7 @@ func TestRenameWhileWriting(t *testing.T) {
 		h := b.open(f, 100, "a", core.OpenMode{Create: true, Truncate: true})
 		body := strings.Repeat("z", 11<<20)
 		off := write(t, h, 0, body)
-		if handled, err := f.Rename(ctx, "b"); err != nil || !handled {
+		if handled, _, err := f.Rename(ctx, "b", s3client.CopyOptions{}); err != nil || !handled {
 			t.Fatalf("rename: %v, %v", handled, err)
 		}
 		// A new file takes the old name: nothing of the renamed one may
@@ -650,7 +650,7 @@ func TestFailedMoveOfRenamedUpload(t *testing.T) {
 	h := b.open(f, 100, "a", core.OpenMode{Create: true, Truncate: true})
 	body := strings.Repeat("z", 11<<20)
 	write(t, h, 0, body) // the multipart upload starts under "a"
-	if handled, err := f.Rename(ctx, "b"); !handled || core.Errno(err) != syscall.EIO {
+	if handled, _, err := f.Rename(ctx, "b", s3client.CopyOptions{}); !handled || core.Errno(err) != syscall.EIO {
 		t.Fatalf("rename: %v, %v; want handled, EIO", handled, err)
 	}
 	b.s3.SetHook(nil)

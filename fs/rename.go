@@ -126,22 +126,49 @@ func (d *dirNode) renameFile(ctx context.Context, child *gofs.Inode, src, dst st
 	b := d.b
 	fn, _ := nodeAsFile(child)
 	if fn != nil {
-		// Being written: the core moves the session (and what it published).
-		switch handled, err := fn.file.Rename(ctx, dst); {
+		// Open for writing: the core moves the session (and what it
+		// published, carrying pending attribute changes as a closed file's
+		// rename does: rsync renames before its RELEASE arrives).
+		fn.mu.Lock()
+		meta, carried := fn.takePendingLocked()
+		contentType := fn.attr.contentType
+		fn.mu.Unlock()
+		var sessionOpts s3client.CopyOptions
+		if carried {
+			sessionOpts = s3client.CopyOptions{ReplaceMetadata: meta, ContentType: contentType}
+		}
+		handled, moved, err := fn.file.Rename(ctx, dst, sessionOpts)
+		if carried && (err != nil || !handled || moved == nil) {
+			// Not carried: pending again (the next commit or rename takes them).
+			fn.mu.Lock()
+			fn.markPendingLocked()
+			fn.mu.Unlock()
+		}
+		switch {
 		case err != nil:
 			b.log.WithError(err).WithFields(logrus.Fields{"op": "rename", "key": src, "to": dst, "code": s3client.Code(err)}).Warn("moving a file being written failed")
 			return core.Errno(err)
 		case handled:
 			fn.mu.Lock()
 			fn.key = dst
+			if moved != nil {
+				if carried {
+					fn.attr.meta, fn.attr.fromHead = meta, true
+				}
+				fn.attr.etag, fn.attr.modified = moved.ETag, time.Time{}
+			}
+			a = fn.attr
 			fn.mu.Unlock()
 			b.removeWriter(src, fn)
 			b.addWriter(dst, fn)
 			b.forget(src)
+			if moved != nil {
+				b.remember(dst, a)
+			}
 			return 0
 		}
 		fn.mu.Lock()
-		meta, carried := fn.takePendingLocked()
+		meta, carried = fn.takePendingLocked()
 		fn.mu.Unlock()
 		opts := s3client.CopyOptions{}
 		if carried {
