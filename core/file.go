@@ -465,7 +465,7 @@ func (f *File) Rename(ctx context.Context, newKey string, opts s3client.CopyOpti
 		return true, nil, nil
 	}
 	if s.up != nil {
-		if err := s.up.SetKey(newKey); err != nil {
+		if keyErr := s.up.SetKey(newKey); keyErr != nil {
 			// The multipart upload was created under the old name and
 			// cannot move: complete it there now, while that name is still
 			// the file's, and move the object below. Completing it later
@@ -476,7 +476,7 @@ func (f *File) Rename(ctx context.Context, newKey string, opts s3client.CopyOpti
 			}
 		} else {
 			defer func(old string) {
-				if err != nil {
+				if err != nil { // the named result: the rename failed below
 					_ = s.up.SetKey(old)
 				}
 			}(s.key)

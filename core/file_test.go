@@ -663,3 +663,34 @@ func TestFailedMoveOfRenamedUpload(t *testing.T) {
 		t.Fatalf("a holds %d bytes", len(got))
 	}
 }
+
+// A rename that fails leaves the file where it was: its upload still goes
+// to the old name, and the destination keeps its own file (found by the
+// model test: the upload used to stay aimed at the destination).
+func TestFailedRenameKeepsTheUploadsKey(t *testing.T) {
+	b := newBed(t)
+	b.s3.SetObject("b", []byte("b's own file"), nil)
+	f := b.file()
+	h := b.open(f, 100, "a", core.OpenMode{Create: true, Truncate: true})
+	off := write(t, h, 0, "one\n")
+	wantErrno(t, "fsync", h.Fsync(ctx), 0)
+	write(t, h, off, "two\n") // reopens: a small seed, the key can still move
+	b.s3.SetHook(func(op, key string) s3fake.Fault {
+		if op == s3fake.OpCopyObject {
+			return s3fake.Fault{Err: s3fake.APIError(op, key, "InternalError", 500)}
+		}
+		return s3fake.Fault{}
+	})
+	if handled, _, err := f.Rename(ctx, "b", s3client.CopyOptions{}); !handled || core.Errno(err) != syscall.EIO {
+		t.Fatalf("rename: %v, %v; want handled, EIO", handled, err)
+	}
+	b.s3.SetHook(nil)
+	wantErrno(t, "close", h.Flush(ctx, 100), 0)
+	h.Release(ctx)
+	if got := b.object("a"); got != "one\ntwo\n" {
+		t.Fatalf("a = %q", got)
+	}
+	if got := b.object("b"); got != "b's own file" {
+		t.Fatalf("b = %q", got)
+	}
+}
