@@ -1,8 +1,10 @@
 package s3client
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"syscall"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -98,7 +100,7 @@ func wrapError(op, key string, err error) error {
 	if err == nil {
 		return nil
 	}
-	e := &Error{Op: op, Key: key, Err: err}
+	e := &Error{Op: op, Key: key, Err: hideErrno(err)}
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		e.Code = apiErr.ErrorCode()
@@ -118,6 +120,23 @@ func wrapError(op, key string, err error) error {
 	}
 	return e
 }
+
+// hideErrno keeps a transport failure's text but not the syscall.Errno
+// inside it: callers map errors to errno with errors.As, and a reset or
+// refused connection must reach an application as EIO, not as ECONNRESET
+// or ECONNREFUSED, which name its own sockets. Context errors stay visible.
+func hideErrno(err error) error {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return &transportError{msg: err.Error()}
+}
+
+// transportError is a network failure reduced to its text (see hideErrno).
+type transportError struct{ msg string }
+
+func (e *transportError) Error() string { return e.msg }
 
 // Code returns the S3 error code carried by err, or "" when there is none.
 func Code(err error) string {

@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/sirupsen/logrus"
 )
 
 // Config says how to reach the bucket. Credentials are not part of it: they
@@ -28,13 +28,25 @@ type Config struct {
 	Region         string // empty: from the environment or profile, else us-east-1
 	Profile        string // shared-config profile; empty for the default
 	ForcePathStyle bool
-	// MaxAttempts bounds the attempts of each request, retries included (0: 6).
+	// MaxAttempts bounds the attempts of each request, retries included
+	// (0: DefaultMaxAttempts). Retries wait as backoff says (retry.go).
 	MaxAttempts int
+	// RequestTimeout bounds every wait for S3 (0: DefaultRequestTimeout):
+	// the answer's headers after the request was sent, and the whole of a
+	// small call (HEAD, LIST, DELETE, CopyObject, Create/Abort multipart
+	// upload), retries included; a GetObject gets it until its headers.
+	// It is also the connect timeout, at most 10 s, and the idle timeout's
+	// default, at least 15 s.
+	RequestTimeout time.Duration
+	// RetryBaseDelay and RetryMaxDelay shape the backoff between attempts
+	// (0: DefaultRetryBaseDelay, DefaultRetryMaxDelay).
+	RetryBaseDelay, RetryMaxDelay time.Duration
 	// IdleTimeout closes a connection on which no byte moved either way for this
 	// long, so that a dead peer is detected even during a minutes-long
-	// CompleteMultipartUpload (S3 sends whitespace while it works). 0: 2 minutes.
+	// CompleteMultipartUpload (S3 sends whitespace while it works), and a
+	// body that stops arriving fails its read. 0: RequestTimeout, at least 15 s.
 	IdleTimeout time.Duration
-	// ConnectTimeout bounds dialing (0: 10s).
+	// ConnectTimeout bounds dialing (0: RequestTimeout, at most 10s).
 	ConnectTimeout time.Duration
 	// MaxConnsPerHost bounds open connections to the endpoint (0: 64).
 	MaxConnsPerHost int
@@ -43,12 +55,18 @@ type Config struct {
 	WrapTransport func(http.RoundTripper) http.RoundTripper
 	// Counter, when set, counts requests by operation.
 	Counter *RequestCounter
+	// DebugLog, when set, receives one debug entry per attempt of every
+	// request (operation, key, attempt, status, bytes, latency, request
+	// ID), never a header or a signature.
+	DebugLog logrus.FieldLogger
 }
 
 // Client is the S3 implementation of API for one bucket.
 type Client struct {
 	s3     *s3.Client
 	bucket string
+	// timeout is Config.RequestTimeout: the bound of small calls.
+	timeout time.Duration
 	// noConditional is set once the server answered a conditional write
 	// (If-None-Match: *) with NotImplemented; later exclusive writes use a
 	// HEAD check instead (see exclusive).
@@ -83,11 +101,35 @@ func (c *Client) exclusive(ctx context.Context, op, key string, write func(condi
 
 var _ API = (*Client)(nil)
 
+// withDefaults fills the zero fields of cfg's retry and timeout policy.
+func (cfg Config) withDefaults() Config {
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = DefaultMaxAttempts
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = DefaultRequestTimeout
+	}
+	if cfg.RetryBaseDelay <= 0 {
+		cfg.RetryBaseDelay = DefaultRetryBaseDelay
+	}
+	if cfg.RetryMaxDelay <= 0 {
+		cfg.RetryMaxDelay = DefaultRetryMaxDelay
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = max(cfg.RequestTimeout, minIdleTimeout)
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = min(cfg.RequestTimeout, 10*time.Second)
+	}
+	if cfg.MaxConnsPerHost <= 0 {
+		cfg.MaxConnsPerHost = 64
+	}
+	return cfg
+}
+
 // New builds a Client from cfg and the default credential chain.
 func New(ctx context.Context, cfg Config) (*Client, error) {
-	if cfg.MaxAttempts == 0 {
-		cfg.MaxAttempts = 6
-	}
+	cfg = cfg.withDefaults()
 	opts := []func(*config.LoadOptions) error{}
 	if cfg.Region != "" {
 		opts = append(opts, config.WithRegion(cfg.Region))
@@ -106,7 +148,6 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.WrapTransport != nil {
 		rt = cfg.WrapTransport(rt)
 	}
-	maxAttempts := cfg.MaxAttempts
 	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if cfg.Endpoint != "" {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
@@ -116,41 +157,30 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		// ranged GET against; the SDK would warn on every such read.
 		o.DisableLogOutputChecksumValidationSkipped = true
 		o.HTTPClient = &http.Client{Transport: rt}
-		o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) {
-			so.MaxAttempts = maxAttempts
-			so.MaxBackoff = 20 * time.Second
-			// The client-side retry token bucket would stop retrying after a
-			// burst of failures; S3's SlowDown asks us to back off, not to give up.
-			so.RateLimiter = noRateLimit{}
-		})
+		o.Retryer = newRetryer(cfg)
 		if cfg.Counter != nil {
 			o.APIOptions = append(o.APIOptions, cfg.Counter.middleware)
 		}
+		if cfg.DebugLog != nil {
+			o.APIOptions = append(o.APIOptions, requestLogger{log: cfg.DebugLog}.middleware)
+		}
 	})
-	return &Client{s3: client, bucket: cfg.Bucket}, nil
+	return &Client{s3: client, bucket: cfg.Bucket, timeout: cfg.RequestTimeout}, nil
 }
 
-type noRateLimit struct{}
-
-func (noRateLimit) GetToken(context.Context, uint) (func() error, error) {
-	return func() error { return nil }, nil
+// small bounds a small call, retries included, by the request timeout:
+// a hung or vanished endpoint fails it instead of holding a stat or an ls.
+func (c *Client) small(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.timeout)
 }
-func (noRateLimit) AddTokens(uint) error { return nil }
 
+// newTransport is the HTTP transport with every wait bounded: dialing
+// (ConnectTimeout), TLS, the answer's headers (RequestTimeout, counted
+// from the end of the request body) and any silence on the connection
+// (IdleTimeout, through idleTimeoutConn).
 func newTransport(cfg Config) *http.Transport {
+	dialer := &net.Dialer{Timeout: cfg.ConnectTimeout, KeepAlive: 30 * time.Second}
 	idle := cfg.IdleTimeout
-	if idle == 0 {
-		idle = 2 * time.Minute
-	}
-	connect := cfg.ConnectTimeout
-	if connect == 0 {
-		connect = 10 * time.Second
-	}
-	maxConns := cfg.MaxConnsPerHost
-	if maxConns == 0 {
-		maxConns = 64
-	}
-	dialer := &net.Dialer{Timeout: connect, KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
@@ -161,16 +191,18 @@ func newTransport(cfg Config) *http.Transport {
 			return &idleTimeoutConn{Conn: c, timeout: idle}, nil
 		},
 		ForceAttemptHTTP2:     false,
-		MaxIdleConns:          maxConns,
-		MaxIdleConnsPerHost:   maxConns,
-		MaxConnsPerHost:       maxConns,
+		MaxIdleConns:          cfg.MaxConnsPerHost,
+		MaxIdleConnsPerHost:   cfg.MaxConnsPerHost,
+		MaxConnsPerHost:       cfg.MaxConnsPerHost,
 		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   connect,
+		TLSHandshakeTimeout:   cfg.ConnectTimeout,
 		ExpectContinueTimeout: time.Second,
-		// Header wait is bounded by the idle timeout through the connection's
-		// deadlines; no separate ResponseHeaderTimeout is needed.
-		ReadBufferSize:  64 << 10,
-		WriteBufferSize: 64 << 10,
+		// S3 and MinIO send CompleteMultipartUpload's headers at once and
+		// keep-alive whitespace after them, so no request legitimately
+		// waits longer than this for its headers.
+		ResponseHeaderTimeout: cfg.RequestTimeout,
+		ReadBufferSize:        64 << 10,
+		WriteBufferSize:       64 << 10,
 	}
 }
 
@@ -209,12 +241,16 @@ func metaOut(m map[string]string) map[string]string {
 
 // HeadBucket implements API.
 func (c *Client) HeadBucket(ctx context.Context) error {
+	ctx, cancel := c.small(ctx)
+	defer cancel()
 	_, err := c.s3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &c.bucket})
 	return wrapError("HeadBucket", c.bucket, err)
 }
 
 // List implements API.
 func (c *Client) List(ctx context.Context, prefix, delimiter, token string, maxKeys int32) (*ListPage, error) {
+	ctx, cancel := c.small(ctx)
+	defer cancel()
 	// Keys come url-encoded: XML 1.0 cannot carry some characters a key may
 	// hold (U+0001), and one such key would otherwise fail the whole page.
 	in := &s3.ListObjectsV2Input{Bucket: &c.bucket, Prefix: aws.String(prefix), EncodingType: types.EncodingTypeUrl}
@@ -279,6 +315,8 @@ func decodeListedKey(s string) (string, error) {
 
 // Head implements API.
 func (c *Client) Head(ctx context.Context, key string) (*ObjectInfo, error) {
+	ctx, cancel := c.small(ctx)
+	defer cancel()
 	out, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &c.bucket, Key: &key})
 	if err != nil {
 		return nil, wrapError("HeadObject", key, err)
@@ -311,11 +349,54 @@ func (c *Client) GetRange(ctx context.Context, key string, offset, length int64,
 	case length == 0:
 		return io.NopCloser(strings.NewReader("")), nil
 	}
+	return c.getObject(ctx, key, in)
+}
+
+// getObject runs a GetObject whose wait for the answer's headers is bounded
+// by the request timeout, retries included, while its body, read later,
+// has the idle timeout only: a context deadline would cut a long read.
+func (c *Client) getObject(ctx context.Context, key string, in *s3.GetObjectInput) (io.ReadCloser, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	var expired atomic.Bool
+	timer := time.AfterFunc(c.timeout, func() { expired.Store(true); cancel() })
 	out, err := c.s3.GetObject(ctx, in)
+	if !timer.Stop() && err == nil {
+		// The bound expired as the answer came: its body is cut already.
+		out.Body.Close()
+		err = context.DeadlineExceeded
+	}
 	if err != nil {
+		cancel()
+		if expired.Load() {
+			// A cancellation would read as an interrupted call (EINTR).
+			err = fmt.Errorf("no answer within the request timeout (%s): %w", c.timeout, context.DeadlineExceeded)
+		}
 		return nil, wrapError("GetObject", key, err)
 	}
-	return out.Body, nil
+	return &objectBody{body: out.Body, cancel: cancel, key: key}, nil
+}
+
+// objectBody is a GetObject's body whose read errors are *Error, like
+// every other error of the package (a reset connection is an S3 failure,
+// not the caller's ECONNRESET), and whose Close releases the request.
+type objectBody struct {
+	body   io.ReadCloser
+	cancel context.CancelFunc
+	key    string
+}
+
+func (b *objectBody) Read(p []byte) (int, error) {
+	n, err := b.body.Read(p)
+	if err != nil && err != io.EOF {
+		err = wrapError("GetObject", b.key, err)
+	}
+	return n, err
+}
+
+func (b *objectBody) Close() error {
+	err := b.body.Close()
+	b.cancel()
+	return err
 }
 
 // Put implements API.
@@ -358,6 +439,8 @@ func (c *Client) Put(ctx context.Context, key string, body io.ReadSeeker, size i
 
 // CreateMultipartUpload implements API.
 func (c *Client) CreateMultipartUpload(ctx context.Context, key string, opts PutOptions) (string, error) {
+	ctx, cancel := c.small(ctx)
+	defer cancel()
 	in := &s3.CreateMultipartUploadInput{
 		Bucket:            &c.bucket,
 		Key:               &key,
@@ -445,6 +528,8 @@ func (c *Client) CompleteMultipartUpload(ctx context.Context, key, uploadID stri
 
 // AbortMultipartUpload implements API.
 func (c *Client) AbortMultipartUpload(ctx context.Context, key, uploadID string) error {
+	ctx, cancel := c.small(ctx)
+	defer cancel()
 	_, err := c.s3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &c.bucket, Key: &key, UploadId: &uploadID})
 	return wrapError("AbortMultipartUpload", key, err)
 }
@@ -454,7 +539,9 @@ func (c *Client) ListMultipartUploads(ctx context.Context, prefix string) ([]str
 	var ids []string
 	in := &s3.ListMultipartUploadsInput{Bucket: &c.bucket, Prefix: aws.String(prefix)}
 	for {
-		out, err := c.s3.ListMultipartUploads(ctx, in)
+		pageCtx, cancel := c.small(ctx)
+		out, err := c.s3.ListMultipartUploads(pageCtx, in)
+		cancel()
 		if err != nil {
 			return nil, wrapError("ListMultipartUploads", prefix, err)
 		}
@@ -470,6 +557,10 @@ func (c *Client) ListMultipartUploads(ctx context.Context, prefix string) ([]str
 
 // Copy implements API.
 func (c *Client) Copy(ctx context.Context, src, dst string, opts CopyOptions) (string, error) {
+	// A server-side copy moves up to 5 GiB (S3 sends its headers early and
+	// whitespace while it copies): four request timeouts, not one.
+	ctx, cancel := context.WithTimeout(ctx, 4*c.timeout)
+	defer cancel()
 	in := &s3.CopyObjectInput{
 		Bucket:     &c.bucket,
 		Key:        &dst,
@@ -496,6 +587,8 @@ func (c *Client) Copy(ctx context.Context, src, dst string, opts CopyOptions) (s
 
 // Delete implements API.
 func (c *Client) Delete(ctx context.Context, key string) error {
+	ctx, cancel := c.small(ctx)
+	defer cancel()
 	_, err := c.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &c.bucket, Key: &key})
 	return wrapError("DeleteObject", key, err)
 }
@@ -515,6 +608,8 @@ func escapeCopySource(key string) string {
 // CreateBucket creates the client's bucket. bucketfs itself never creates
 // buckets; the test bed and `make demo` do.
 func (c *Client) CreateBucket(ctx context.Context) error {
+	ctx, cancel := c.small(ctx)
+	defer cancel()
 	_, err := c.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: &c.bucket})
 	return wrapError("CreateBucket", c.bucket, err)
 }
@@ -546,6 +641,8 @@ func (c *Client) UploadPartCopy(ctx context.Context, src, srcETag, key, uploadID
 
 // DeleteMany implements API. A key S3 could not delete fails the call.
 func (c *Client) DeleteMany(ctx context.Context, keys []string) error {
+	ctx, cancel := c.small(ctx)
+	defer cancel()
 	if len(keys) == 0 {
 		return nil
 	}

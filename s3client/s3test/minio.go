@@ -34,8 +34,15 @@ const (
 type Server struct {
 	Endpoint string // http://127.0.0.1:PORT
 	Dir      string // data directory
-	cmd      *exec.Cmd
-	done     chan struct{}
+	bin      string
+	args     []string // the server's command line, addresses included
+	logw     io.Writer
+	detached bool
+
+	mu       sync.Mutex    // guards cmd, done, stopped (Kill and Restart swap them)
+	cmd      *exec.Cmd     // the running process
+	done     chan struct{} // closed when cmd exits
+	stopped  bool          // Stop was called: no restart
 	stopOnce sync.Once
 }
 
@@ -124,28 +131,12 @@ func start(bin, dir string, logw io.Writer, detached bool) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &Server{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), Dir: dir, done: make(chan struct{})}
-		cmd := exec.Command(bin, "server", "--quiet", "--address", fmt.Sprintf("127.0.0.1:%d", port),
-			"--console-address", fmt.Sprintf("127.0.0.1:%d", consolePort), dir)
-		cmd.Env = append(os.Environ(),
-			"MINIO_ROOT_USER="+AccessKey,
-			"MINIO_ROOT_PASSWORD="+SecretKey,
-			"MINIO_BROWSER=off",
-			"MINIO_UPDATE=off",
-			"MINIO_CI_CD=1",
-		)
-		cmd.Stdout, cmd.Stderr = logw, logw
-		// Its own process group, so a test's signal to us does not reach it
-		// before we stop it ourselves.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-		if detached {
-			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		s := &Server{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), Dir: dir, bin: bin, logw: logw, detached: detached,
+			args: []string{"server", "--quiet", "--address", fmt.Sprintf("127.0.0.1:%d", port),
+				"--console-address", fmt.Sprintf("127.0.0.1:%d", consolePort), dir}}
+		if err := s.spawn(); err != nil {
+			return nil, err
 		}
-		if err := cmd.Start(); err != nil {
-			return nil, fmt.Errorf("starting %s: %w", bin, err)
-		}
-		s.cmd = cmd
-		go func() { _ = cmd.Wait(); close(s.done) }()
 		if err := s.waitReady(30 * time.Second); err != nil {
 			s.Stop()
 			lastErr = err
@@ -156,15 +147,89 @@ func start(bin, dir string, logw io.Writer, detached bool) (*Server, error) {
 	return nil, lastErr
 }
 
+// spawn starts the server process with s's command line.
+func (s *Server) spawn() error {
+	cmd := exec.Command(s.bin, s.args...)
+	cmd.Env = append(os.Environ(),
+		"MINIO_ROOT_USER="+AccessKey,
+		"MINIO_ROOT_PASSWORD="+SecretKey,
+		"MINIO_BROWSER=off",
+		"MINIO_UPDATE=off",
+		"MINIO_CI_CD=1",
+	)
+	cmd.Stdout, cmd.Stderr = s.logw, s.logw
+	// Its own process group, so a test's signal to us does not reach it
+	// before we stop it ourselves.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if s.detached {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting %s: %w", s.bin, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	s.mu.Lock()
+	s.cmd, s.done = cmd, done
+	s.mu.Unlock()
+	return nil
+}
+
+// process returns the running process and its exit channel.
+func (s *Server) process() (*exec.Cmd, chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd, s.done
+}
+
+// Freeze stops the server with SIGSTOP: connections stay open and nothing
+// answers, as with a hung endpoint. Thaw resumes it.
+func (s *Server) Freeze() error {
+	cmd, _ := s.process()
+	return cmd.Process.Signal(syscall.SIGSTOP)
+}
+
+// Thaw resumes a server stopped by Freeze (SIGCONT).
+func (s *Server) Thaw() error {
+	cmd, _ := s.process()
+	return cmd.Process.Signal(syscall.SIGCONT)
+}
+
+// Kill kills the server (SIGKILL) and waits for it to exit: connections
+// are reset and new ones refused until Restart.
+func (s *Server) Kill() {
+	cmd, done := s.process()
+	_ = cmd.Process.Signal(syscall.SIGCONT)
+	_ = cmd.Process.Kill()
+	<-done
+}
+
+// Restart starts the server again after Kill, on the same port with the
+// same data, and waits until it answers (within limit).
+func (s *Server) Restart(limit time.Duration) error {
+	s.mu.Lock()
+	stopped := s.stopped
+	s.mu.Unlock()
+	if stopped {
+		return fmt.Errorf("the server was stopped")
+	}
+	if err := s.spawn(); err != nil {
+		return err
+	}
+	return s.waitReady(limit)
+}
+
 func (s *Server) waitReady(limit time.Duration) error {
+	_, done := s.process()
+	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(limit)
 	for time.Now().Before(deadline) {
 		select {
-		case <-s.done:
+		case <-done:
 			return fmt.Errorf("MinIO exited before it was ready")
 		default:
 		}
-		resp, err := http.Get(s.Endpoint + "/minio/health/ready")
+		resp, err := client.Get(s.Endpoint + "/minio/health/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
@@ -179,21 +244,34 @@ func (s *Server) waitReady(limit time.Duration) error {
 // Stop stops the server it started (by PID) and waits for it to exit.
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
-		if s.cmd == nil || s.cmd.Process == nil {
+		s.mu.Lock()
+		s.stopped = true
+		cmd, done := s.cmd, s.done
+		s.mu.Unlock()
+		if cmd == nil || cmd.Process == nil {
 			return
 		}
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
 		select {
-		case <-s.done:
+		case <-done:
+			return // killed already
+		default:
+		}
+		_ = cmd.Process.Signal(syscall.SIGCONT) // a frozen server cannot act on SIGTERM
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
 		case <-time.After(10 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.done
+			_ = cmd.Process.Kill()
+			<-done
 		}
 	})
 }
 
 // PID returns the server's process ID.
-func (s *Server) PID() int { return s.cmd.Process.Pid }
+func (s *Server) PID() int {
+	cmd, _ := s.process()
+	return cmd.Process.Pid
+}
 
 // SetEnv points the AWS SDK's default credential chain at this server's
 // credentials for the rest of the test.
