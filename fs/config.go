@@ -40,6 +40,18 @@ type Config struct {
 	ExactAttrs bool
 	// ReadAhead is the largest read-ahead window of a sequential reader.
 	ReadAhead int64
+	// ReadMemory is the one budget for the blocks held by every read
+	// handle together (read-ahead and random reads' blocks). When it is
+	// spent, readers fetch fewer blocks ahead, down to none, and serve each
+	// read with one GET of the bytes asked: memory stays bounded and no
+	// read waits for memory.
+	ReadMemory int64
+	// CacheMemory is the budget of the data cache: whole blocks of
+	// objects read sequentially, kept by key, ETag and block, so that a
+	// re-read of an unchanged object costs no GET. Zero (or less) turns it
+	// off: filling it copies every whole block read, garbage the collector
+	// must keep up with, and the cache itself adds up to CacheMemory.
+	CacheMemory int64
 
 	// MaxRenameObjects caps how many objects one directory rename may move;
 	// a larger one answers EXDEV, on which mv copies and deletes instead.
@@ -61,6 +73,7 @@ const (
 	DefaultMetadataTTL = 5 * time.Second
 	DefaultNegativeTTL = time.Second
 	DefaultReadAhead   = 64 << 20
+	DefaultReadMemory  = 256 << 20
 	// DefaultMaxRenameObjects bounds a directory rename.
 	DefaultMaxRenameObjects = 10000
 )

@@ -55,8 +55,12 @@ type bucketFS struct {
 	// S3 once.
 	lookups *cache.TTL[lookupResult]
 
-	// blocks recycles read-ahead buffers of readBlockSize bytes.
-	blocks sync.Pool
+	// reads is the one budget (Config.ReadMemory) for the blocks of every
+	// read handle; it recycles full-size block buffers.
+	reads *readBudget
+	// blockCache holds blocks of objects read (Config.CacheMemory); nil
+	// when it is off.
+	blockCache *cache.Blocks
 
 	warnMu sync.Mutex          // guards warned
 	warned map[string]struct{} // keys already logged as unusable, bounded by maxWarned
@@ -96,6 +100,9 @@ func newBucketFS(cfg Config) (*bucketFS, error) {
 	if cfg.ReadAhead == 0 {
 		cfg.ReadAhead = DefaultReadAhead
 	}
+	if cfg.ReadMemory == 0 {
+		cfg.ReadMemory = DefaultReadMemory
+	}
 	if cfg.MaxRenameObjects == 0 {
 		cfg.MaxRenameObjects = DefaultMaxRenameObjects
 	}
@@ -122,25 +129,36 @@ func newBucketFS(cfg Config) (*bucketFS, error) {
 	if err != nil {
 		return nil, err
 	}
+	var blockCache *cache.Blocks
+	if cfg.CacheMemory > 0 {
+		if blockCache, err = cache.NewBlocks(cfg.CacheMemory, readBlockSize); err != nil {
+			lookups.Close()
+			return nil, err
+		}
+	}
 	b := &bucketFS{
-		cfg:     cfg,
-		client:  cfg.Client,
-		up:      up,
-		log:     cfg.Log,
-		started: time.Now(),
-		lookups: lookups,
-		warned:  map[string]struct{}{},
-		writers: map[string]*fileNode{},
-		pending: map[pendingApplier]struct{}{},
+		cfg:        cfg,
+		client:     cfg.Client,
+		up:         up,
+		log:        cfg.Log,
+		started:    time.Now(),
+		lookups:    lookups,
+		reads:      newReadBudget(cfg.ReadMemory),
+		blockCache: blockCache,
+		warned:     map[string]struct{}{},
+		writers:    map[string]*fileNode{},
+		pending:    map[pendingApplier]struct{}{},
 	}
 	b.core = core.New(core.Config{Client: cfg.Client, Uploader: up, Copy: b.copyObject, Log: cfg.Log})
-	b.blocks.New = func() any { buf := make([]byte, readBlockSize); return &buf }
 	return b, nil
 }
 
 func (b *bucketFS) close() {
 	b.applyAllPending()
 	b.lookups.Close()
+	if b.blockCache != nil {
+		b.blockCache.Close()
+	}
 	if err := b.up.Close(); err != nil {
 		b.log.WithError(err).Warn("closing the uploader")
 	}

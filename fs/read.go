@@ -28,7 +28,12 @@ import (
 // A sequential
 // reader gets parallel read-ahead: blocks of readBlockSize fetched ahead of
 // it, the window doubling while the reads stay sequential, up to ReadAhead
-// bytes.
+// bytes. Every block comes from the mount's one read budget (readBudget,
+// --read-memory): when it is spent the window shrinks, down to no block, and
+// a read with no block is served by one GET of the bytes it asks for, into
+// the kernel's buffer. With a data cache (--cache-memory), every whole
+// block fetched is also kept there by key, ETag and index, and a block
+// found there costs no GET: re-reads of an unchanged object are free.
 //
 // A random read is one GET. The kernel cuts an application's read into FUSE
 // reads of at most 1 MiB (direct I/O; see fileNode.Open), so a 3 MiB pread
@@ -62,6 +67,7 @@ type readHandle struct {
 	lastEnd   int64        // end of the last read served, to tell sequential access
 	runStart  int64        // where the current run of contiguous reads began
 	runLen    int64        // length of the last finished run: what a random read fetches
+	held      int          // full-size blocks held from the budget (fairShare)
 }
 
 var (
@@ -74,8 +80,10 @@ var (
 type readBlock struct {
 	off, n int64
 	etag   string  // the version fetched (If-Match)
-	buf    *[]byte // the block's bytes; written only by its fetch until done closes
-	pooled bool    // buf came from bucketFS.blocks and goes back there once done and dropped
+	buf    *[]byte // the block's bytes, from the read budget; written only by its fetch until done closes
+	full   bool    // a full-size block (above smallBlock), counted in the handle's held
+	cached bool    // buf is a block of the data cache, shared: reserved in the budget by its length, never written
+	cache  bool    // a whole block of a known version: once fetched, a copy goes to the data cache
 	done   chan struct{}
 	err    error // set before done is closed
 	cancel context.CancelFunc
@@ -167,7 +175,9 @@ func (h *readHandle) readLocked(ctx context.Context, dest []byte, off int64) (in
 			if h.window > 0 {
 				n = readBlockSize
 			}
-			h.fetchAhead(min(n, readBlockSize, h.size-h.nextFetch))
+			if !h.fetchAhead(min(n, readBlockSize, h.size-h.nextFetch)) {
+				break // the budget is spent: the rest is read directly
+			}
 		}
 	default:
 		sequential := off == h.lastEnd || (off > h.lastEnd && off-h.lastEnd <= reorderSlack && h.window > 0)
@@ -188,11 +198,28 @@ func (h *readHandle) readLocked(ctx context.Context, dest []byte, off int64) (in
 			h.fetchAhead(h.randomFetchSize(off, want))
 		}
 	}
-	n, err := h.copyFromBlocks(ctx, dest[:want], off)
-	if err != nil {
-		h.dropAll()
-		h.window = 0
-		return 0, err
+	n := 0
+	if h.covers(off, 1) {
+		var err error
+		if n, err = h.copyFromBlocks(ctx, dest[:min(want, h.nextFetch-off)], off); err != nil {
+			h.dropAll()
+			h.window = 0
+			return 0, err
+		}
+	}
+	if int64(n) < want {
+		// No block holds the rest (the budget is spent): one GET of it,
+		// straight into dest, and the blocks start again after it.
+		if err := h.readDirect(ctx, dest[n:want], off+int64(n)); err != nil {
+			h.dropAll()
+			h.window = 0
+			return 0, err
+		}
+		n = int(want)
+		if h.nextFetch < off+want {
+			h.dropAll()
+			h.nextFetch = off + want
+		}
 	}
 	h.lastEnd = off + int64(n)
 	h.trim(off)
@@ -228,42 +255,109 @@ func (h *readHandle) fill() {
 		}
 	}
 	for ahead < h.window && h.nextFetch < h.size {
-		h.fetchAhead(min(readBlockSize, h.size-h.nextFetch))
+		if !h.fetchAhead(min(readBlockSize, h.size-h.nextFetch)) {
+			return // the budget is spent: a shorter window for now
+		}
 		ahead++
 	}
 }
 
-// fetchAhead starts fetching the n bytes at nextFetch as one block.
-func (h *readHandle) fetchAhead(n int64) {
-	blk := &readBlock{off: h.nextFetch, n: n, etag: h.etag, done: make(chan struct{})}
-	if n > smallBlock {
-		blk.buf, blk.pooled = h.b.blocks.Get().(*[]byte), true
-	} else {
-		// A random read's block: sized to it, so that many random readers
-		// do not each hold a whole read-ahead buffer.
-		buf := make([]byte, n)
-		blk.buf = &buf
+// fetchAhead starts fetching the n bytes at nextFetch as one block, with a
+// buffer from the read budget. It reports false, fetching nothing, when the
+// budget cannot spare the buffer or the handle holds its fair share of it.
+// A block of at most smallBlock (a random read's) gets a buffer of its own
+// size, so that many random readers do not each hold a whole block.
+func (h *readHandle) fetchAhead(n int64) bool {
+	full := n > smallBlock
+	if full && h.held > 0 && h.held >= h.b.reads.fairShare(true) {
+		return false
 	}
-	ctx, cancel := context.WithCancel(h.ctx)
-	blk.cancel = cancel
-	go h.fetch(ctx, blk)
+	blk := &readBlock{off: h.nextFetch, n: n, etag: h.etag, full: full, cache: h.cacheable(h.nextFetch, n), done: make(chan struct{})}
+	if data, ok := h.cachedBlock(blk.off, n); ok {
+		if !h.b.reads.reserve(n) {
+			return false
+		}
+		blk.buf, blk.cached, blk.cancel = &data, true, func() {}
+		close(blk.done)
+	} else {
+		if blk.buf = h.b.reads.get(n); blk.buf == nil {
+			return false
+		}
+		ctx, cancel := context.WithCancel(h.ctx)
+		blk.cancel = cancel
+		go h.fetch(ctx, blk)
+	}
+	if full {
+		if h.held == 0 {
+			h.b.reads.join()
+		}
+		h.held++
+	}
 	h.blocks = append(h.blocks, blk)
 	h.nextFetch += n
+	return true
 }
 
 // fetch reads one block; it is the block's only writer until done closes.
 func (h *readHandle) fetch(ctx context.Context, blk *readBlock) {
-	defer close(blk.done)
-	buf := (*blk.buf)[:blk.n]
+	blk.err = h.getRange(ctx, "read-ahead", (*blk.buf)[:blk.n], blk.off, blk.etag)
+	if blk.err != nil || !blk.cache {
+		close(blk.done)
+		return
+	}
+	// The buffer goes back to the budget once done closes: the cache gets
+	// a copy of its own.
+	data := append([]byte(nil), (*blk.buf)[:blk.n]...)
+	close(blk.done)
+	h.b.blockCache.Set(h.key, blk.etag, blk.off/readBlockSize, data)
+}
+
+// cacheable (h.mu held) says whether the n bytes at off are a whole block
+// of a known version (the last block may be short), the unit of the data
+// cache.
+func (h *readHandle) cacheable(off, n int64) bool {
+	return h.b.blockCache != nil && h.etag != "" && off%readBlockSize == 0 &&
+		(n == readBlockSize || off+n == h.size)
+}
+
+// cachedBlock (h.mu held) returns the n bytes at off from the data cache,
+// if they are a whole block cached for the version read.
+func (h *readHandle) cachedBlock(off, n int64) ([]byte, bool) {
+	if !h.cacheable(off, n) {
+		return nil, false
+	}
+	data, ok := h.b.blockCache.Get(h.key, h.etag, off/readBlockSize)
+	if !ok || int64(len(data)) != n {
+		return nil, false
+	}
+	return data, true
+}
+
+// readDirect (h.mu held) fills buf with the bytes at off without a block
+// of the handle's: from a cached block holding them all, else with one GET.
+func (h *readHandle) readDirect(ctx context.Context, buf []byte, off int64) error {
+	start := off - off%readBlockSize
+	if n := min(readBlockSize, h.size-start); off+int64(len(buf)) <= start+n {
+		if data, ok := h.cachedBlock(start, n); ok {
+			copy(buf, data[off-start:])
+			return nil
+		}
+	}
+	return h.getRange(ctx, "read", buf, off, h.etag)
+}
+
+// getRange fills buf from version etag of the object at off, trying up to
+// three times; op names the caller in logs.
+func (h *readHandle) getRange(ctx context.Context, op string, buf []byte, off int64, etag string) error {
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		_, err = h.readRange(ctx, buf, blk.off, blk.etag)
+		_, err = h.readRange(ctx, buf, off, etag)
 		if err == nil || ctx.Err() != nil || errors.Is(err, s3client.ErrPreconditionFailed) || errors.Is(err, s3client.ErrNotFound) {
 			break // retrying cannot help
 		}
-		h.b.log.WithError(err).WithFields(logrus.Fields{"op": "read-ahead", "key": h.key, "offset": blk.off, "attempt": attempt + 1}).Warn("block read failed")
+		h.b.log.WithError(err).WithFields(logrus.Fields{"op": op, "key": h.key, "offset": off, "attempt": attempt + 1}).Warn("block read failed")
 	}
-	blk.err = err
+	return err
 }
 
 // readRange fills buf from version etag of the object at off with one
@@ -329,17 +423,25 @@ func (h *readHandle) dropAll() {
 // instead of a pooled readBlockSize one.
 const smallBlock = 1 << 20
 
-// release cancels a block and returns its buffer once its fetch has ended.
+// release (h.mu held) cancels a block and returns its buffer to the read
+// budget once its fetch has ended: until then the fetch may still write it.
 func (h *readHandle) release(blk *readBlock) {
 	blk.cancel()
-	if !blk.pooled {
+	if blk.full {
+		h.held--
+		if h.held == 0 {
+			h.b.reads.leave()
+		}
+	}
+	if blk.cached {
+		h.b.reads.unreserve(blk.n)
 		return
 	}
 	select {
 	case <-blk.done:
-		h.b.blocks.Put(blk.buf)
+		h.b.reads.put(blk.buf)
 	default:
-		go func() { <-blk.done; h.b.blocks.Put(blk.buf) }()
+		go func() { <-blk.done; h.b.reads.put(blk.buf) }()
 	}
 }
 

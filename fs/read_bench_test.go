@@ -96,8 +96,12 @@ func BenchmarkCopyFromBlocks(b *testing.B) {
 			h := newReadHandle(bfs, "obj", benchObjectSize)
 			defer h.Release(context.Background())
 			for off := int64(0); off < benchObjectSize; off += readBlockSize {
-				blk := &readBlock{off: off, n: readBlockSize, buf: bfs.blocks.Get().(*[]byte), done: make(chan struct{}), cancel: func() {}}
+				blk := &readBlock{off: off, n: readBlockSize, buf: bfs.reads.get(readBlockSize), full: true, done: make(chan struct{}), cancel: func() {}}
 				close(blk.done)
+				if h.held == 0 {
+					bfs.reads.join()
+				}
+				h.held++
 				h.blocks = append(h.blocks, blk)
 			}
 			h.nextFetch = benchObjectSize

@@ -59,9 +59,11 @@ func TestReadHeuristics(t *testing.T) {
 				check(got, off)
 			}
 			// At most one each: a read that falls in the last one's block
-			// costs nothing, or one GET of the rest.
-			if gets := client.gets.Load(); gets > reads {
-				t.Errorf("%d random reads of %d bytes: %d GETs, want at most %d", reads, n, gets, reads)
+			// costs nothing, or one GET of the rest. One more is allowed:
+			// the first read may have started a read-ahead fetch whose GET
+			// lands after the counter was reset (seen under load).
+			if gets := client.gets.Load(); gets > reads+1 {
+				t.Errorf("%d random reads of %d bytes: %d GETs, want at most %d", reads, n, gets, reads+1)
 			}
 			h.Release(context.Background())
 		}
