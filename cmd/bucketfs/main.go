@@ -207,6 +207,8 @@ func clientConfig(bucket string, c connection) s3client.Config {
 		Region:         c.region,
 		Profile:        c.profile,
 		ForcePathStyle: c.forcePathStyle,
+		MaxAttempts:    c.maxRetries + 1,
+		RequestTimeout: c.requestTimeout,
 	}
 }
 

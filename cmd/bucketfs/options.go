@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bucketfs/bucketfs/s3client"
 	"github.com/bucketfs/bucketfs/uploader"
 )
 
@@ -17,6 +18,8 @@ type connection struct {
 	region         string
 	profile        string
 	forcePathStyle bool
+	maxRetries     int           // retries of a failed S3 request (--max-retries)
+	requestTimeout time.Duration // bound of every wait for S3 (--request-timeout)
 }
 
 // options are the settings of a mount, from flags and -o mount options.
@@ -45,8 +48,11 @@ type options struct {
 	negativeTTL       time.Duration
 	exactAttrs        bool
 	readAhead         int64
+	readMemory        int64
+	cacheMemory       int64
 	maxRenameObjects  int
 	debugFUSE         bool
+	debugS3           bool
 }
 
 // defaultShutdownTimeout is how long SIGTERM, SIGINT or an unmount with
@@ -77,6 +83,12 @@ func addConnectionFlags(c *commandLine, conn *connection) {
 		usage: "shared-config profile for credentials and settings"})
 	g.add(&flagSpec{name: "force-path-style", value: boolValue{&conn.forcePathStyle},
 		usage: "endpoint/bucket/key addressing (most S3-compatible stores need it)"})
+	conn.maxRetries = s3client.DefaultMaxAttempts - 1
+	conn.requestTimeout = s3client.DefaultRequestTimeout
+	g.add(&flagSpec{name: "max-retries", arg: "N", def: fmt.Sprint(s3client.DefaultMaxAttempts - 1), value: intValue{&conn.maxRetries, 0},
+		usage: "retries of a failed S3 request, with exponential backoff and jitter (0.5s, 1s, 2s, ... at most 20s)"})
+	g.add(&flagSpec{name: "request-timeout", arg: "D", def: s3client.DefaultRequestTimeout.String(), value: durationValue{&conn.requestTimeout},
+		usage: "how long an S3 request waits for an answer, and the whole bound of small requests (HEAD, LIST, DELETE), retries included"})
 }
 
 // newMountFlags declares every flag of a mount on o, with its default.
@@ -92,6 +104,7 @@ func newMountFlags(o *options) *commandLine {
 	o.metadataTTL = 5 * time.Second
 	o.negativeTTL = time.Second
 	o.readAhead = 64 << 20
+	o.readMemory = 256 << 20
 	o.maxRenameObjects = 10000
 
 	c := newCommandLine(true)
@@ -126,6 +139,10 @@ func newMountFlags(o *options) *commandLine {
 		usage: "show each object's stored mode and mtime (x-amz-meta-*) even right after a listing, at one HEAD per object on its first stat"})
 	g.add(&flagSpec{name: "read-ahead", arg: "SIZE", def: "64MiB", value: sizeValue{&o.readAhead},
 		usage: "largest read-ahead window of one sequential reader"})
+	g.add(&flagSpec{name: "read-memory", arg: "SIZE", def: "256MiB", value: sizeValue{&o.readMemory},
+		usage: "one budget for the read-ahead blocks of every open file; when it is spent readers fetch fewer blocks ahead instead of the process growing"})
+	g.add(&flagSpec{name: "cache-memory", arg: "SIZE", def: "0 (off)", value: sizeValue{&o.cacheMemory},
+		usage: "cache of data read, by object version: re-reading an unchanged file costs no GET while the cache holds it"})
 
 	g = c.group("Writing")
 	g.add(&flagSpec{name: "part-size", arg: "SIZE", def: formatSize(uploader.DefaultPartSize), value: sizeValue{&o.partSize},
@@ -146,6 +163,8 @@ func newMountFlags(o *options) *commandLine {
 		usage: "where logs go; created 0600; SIGHUP reopens it (logrotate)"})
 	g.add(&flagSpec{name: "debug-fuse", value: boolValue{&o.debugFUSE},
 		usage: "log every FUSE request"})
+	g.add(&flagSpec{name: "debug-s3", value: boolValue{&o.debugS3},
+		usage: "log every S3 request (operation, key, status, bytes, latency, attempt, request ID; never a credential); implies --log-level debug"})
 
 	g = c.group("")
 	g.add(&flagSpec{name: "version", value: boolValue{&o.version}, notOption: true, usage: "print the version and exit"})
@@ -240,8 +259,12 @@ func (o *options) check() error {
 		return usagef("--upload-memory-wait must be positive")
 	case o.readAhead < 1<<20:
 		return usagef("--read-ahead must be at least 1MiB")
+	case o.readMemory < 8<<20:
+		return usagef("--read-memory must be at least 8MiB (one read-ahead block)")
 	case o.shutdownTimeout <= 0:
 		return usagef("--shutdown-timeout must be positive")
+	case o.conn.requestTimeout <= 0:
+		return usagef("--request-timeout must be positive")
 	}
 	switch o.logLevel {
 	case "error", "warn", "info", "debug":

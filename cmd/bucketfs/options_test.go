@@ -55,7 +55,7 @@ func TestParseArgs(t *testing.T) {
 		{"defaults", []string{"b", "/m"}, "", func(o *options) bool {
 			return o.partSize == 8<<20 && o.uploadMemory == 512<<20 && o.uploadMemoryWait == 30*time.Second && o.uploadConcurrency == 16 &&
 				o.fileMode == 0o644 && o.dirMode == 0o755 && !o.foreground && !o.exactAttrs && o.uid == -1 && o.gid == -1 &&
-				o.shutdownTimeout == 60*time.Second && o.metadataTTL == 5*time.Second && o.readAhead == 64<<20 && o.maxRenameObjects == 10000
+				o.shutdownTimeout == 60*time.Second && o.metadataTTL == 5*time.Second && o.readAhead == 64<<20 && o.readMemory == 256<<20 && o.cacheMemory == 0 && o.maxRenameObjects == 10000
 		}},
 		{"shutdown timeout", []string{"--shutdown-timeout", "5s", "b", "/m"}, "", func(o *options) bool { return o.shutdownTimeout == 5*time.Second }},
 		{"shutdown timeout zero", []string{"--shutdown-timeout", "0s", "b", "/m"}, "--shutdown-timeout must be positive", nil},
@@ -85,6 +85,9 @@ func TestParseArgs(t *testing.T) {
 		{"prefix without slash", []string{"--prefix", "p", "b", "/m"}, "must end with /", nil},
 		{"bad log level", []string{"--log-level", "loud", "b", "/m"}, "log-level", nil},
 		{"memory below a part", []string{"--upload-memory", "4MiB", "b", "/m"}, "smaller than --part-size", nil},
+		{"read memory", []string{"-o", "read_memory=1GiB", "b", "/m"}, "", func(o *options) bool { return o.readMemory == 1<<30 }},
+		{"cache", []string{"-o", "cache_memory=2GiB", "b", "/m"}, "", func(o *options) bool { return o.cacheMemory == 2<<30 }},
+		{"read memory below a block", []string{"--read-memory", "4MiB", "b", "/m"}, "--read-memory must be at least 8MiB", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o, err := parse(tc.args...)
@@ -174,7 +177,8 @@ func TestEveryFlagIsAMountOption(t *testing.T) {
 		"prefix": "p/", "endpoint-url": "https://s3.example.com", "region": "eu-west-1", "profile": "x",
 		"uid": "7", "gid": "8", "file-mode": "0600", "dir-mode": "0700", "log-level": "debug", "log-file": "/tmp/x.log",
 		"shutdown-timeout": "7s", "part-size": "16MiB", "upload-memory": "1GiB", "upload-memory-wait": "1m",
-		"upload-concurrency": "3", "metadata-ttl": "9s", "negative-ttl": "2s", "read-ahead": "2MiB", "max-rename-objects": "5",
+		"upload-concurrency": "3", "metadata-ttl": "9s", "negative-ttl": "2s", "read-ahead": "2MiB", "read-memory": "64MiB", "cache-memory": "1GiB", "max-rename-objects": "5",
+		"max-retries": "2", "request-timeout": "5s",
 	}
 	var o options
 	c := newMountFlags(&o)
@@ -337,7 +341,7 @@ func TestHelp(t *testing.T) {
 			}
 		}
 	}
-	documented := regexp.MustCompile("(?m)^\\| `--([a-z-]+)").FindAllStringSubmatch(string(readme), -1)
+	documented := regexp.MustCompile("(?m)^\\| `--([a-z0-9-]+)").FindAllStringSubmatch(string(readme), -1)
 	for _, d := range documented {
 		if _, ok := newMountFlags(&o).byName[d[1]]; !ok {
 			t.Errorf("README documents --%s, which bucketfs does not have", d[1])

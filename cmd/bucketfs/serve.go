@@ -27,6 +27,9 @@ func newLogger(o *options, stderr io.Writer, background bool) (*logrus.Logger, *
 	log := logrus.New()
 	log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
 	level, _ := logrus.ParseLevel(o.logLevel)
+	if o.debugS3 {
+		level = logrus.DebugLevel
+	}
 	log.SetLevel(level)
 	switch {
 	case o.logFile != "":
@@ -70,6 +73,8 @@ func mountConfig(o *options, client s3client.API, log *logrus.Logger) bfs.Config
 		NegativeTTL:      o.fsNegativeTTL(),
 		ExactAttrs:       o.exactAttrs,
 		ReadAhead:        o.readAhead,
+		ReadMemory:       o.readMemory,
+		CacheMemory:      o.cacheMemory,
 		MaxRenameObjects: o.maxRenameObjects,
 		Upload: uploader.Config{
 			PartSize:    o.partSize,
@@ -130,7 +135,11 @@ func serve(ctx context.Context, o *options, stderr io.Writer) error {
 		return report(err)
 	}
 	logSettings(log, o)
-	client, err := s3client.New(ctx, clientConfig(o.bucket, o.conn))
+	ccfg := clientConfig(o.bucket, o.conn)
+	if o.debugS3 || log.IsLevelEnabled(logrus.DebugLevel) {
+		ccfg.DebugLog = log.WithField("component", "s3")
+	}
+	client, err := s3client.New(ctx, ccfg)
 	if err != nil {
 		return report(err)
 	}
