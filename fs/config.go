@@ -2,6 +2,7 @@ package fs
 
 import (
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -66,6 +67,11 @@ type Config struct {
 	Log *logrus.Logger
 	// FUSEDebug logs every FUSE request (very verbose).
 	FUSEDebug bool
+	// ObserveOp, when set, is called after each FUSE operation is answered
+	// with its name (lowercase, as go-fuse names it: lookup, getattr,
+	// read, ...), how long it took and its errno (0 for success). It must
+	// not block: metrics count with it.
+	ObserveOp func(op string, took time.Duration, errno syscall.Errno)
 }
 
 // Defaults for Config fields left zero.

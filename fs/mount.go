@@ -58,7 +58,7 @@ func Mount(mountpoint string, cfg Config) (*Server, error) {
 		// The kernel then refuses every change with EROFS before it reaches us.
 		opts.MountOptions.DirectMountFlags = syscall.MS_NOSUID | syscall.MS_NODEV | syscall.MS_RDONLY
 	}
-	srv, err := gofs.Mount(mountpoint, root, opts)
+	srv, err := mountObserved(mountpoint, root, opts, b.cfg.ObserveOp)
 	if err != nil {
 		b.close()
 		return nil, fmt.Errorf("mounting %s: %w", mountpoint, err)

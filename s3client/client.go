@@ -49,7 +49,10 @@ type CompletedPart struct {
 	Number         int32
 	ETag           string // exactly as UploadPart returned it
 	ChecksumCRC32C string // as UploadPart returned it; empty when none
-	Size           int64
+	// ChecksumCRC64NVME is UploadPart's with --checksum crc64nvme; empty
+	// when none (and always for UploadPartCopy).
+	ChecksumCRC64NVME string
+	Size              int64
 }
 
 // CopyOptions are the settings of a server-side copy.

@@ -55,10 +55,33 @@ type Config struct {
 	WrapTransport func(http.RoundTripper) http.RoundTripper
 	// Counter, when set, counts requests by operation.
 	Counter *RequestCounter
+	// Metrics, when set, receives the Prometheus metrics of every request
+	// (metrics.go).
+	Metrics *Metrics
 	// DebugLog, when set, receives one debug entry per attempt of every
 	// request (operation, key, attempt, status, bytes, latency, request
 	// ID), never a header or a signature.
 	DebugLog logrus.FieldLogger
+
+	// CABundle is a PEM file of the CAs to trust instead of the system's;
+	// empty: the SDK's (AWS_CA_BUNDLE, the profile's ca_bundle), else the system's.
+	CABundle string
+	// InsecureSkipVerify accepts any server certificate (--no-verify-ssl).
+	InsecureSkipVerify bool
+	// SSE is the server-side encryption of new objects and copies
+	// (SSEKMS, SSEAES256; empty: the bucket's default), SSEKMSKeyID its
+	// KMS key (SSEKMS only; empty: the account's aws/s3 key).
+	SSE, SSEKMSKeyID string
+	// StorageClass of new objects and copies (empty: the bucket's default).
+	StorageClass string
+	// RequesterPays makes every object and listing request accept the
+	// charges of a requester-pays bucket (x-amz-request-payer).
+	RequesterPays bool
+	// Anonymous sends unsigned requests (public buckets), with no credentials.
+	Anonymous bool
+	// Checksum is the checksum of uploaded bodies: ChecksumCRC32C (empty),
+	// ChecksumCRC64NVME or ChecksumNone.
+	Checksum string
 }
 
 // Client is the S3 implementation of API for one bucket.
@@ -67,6 +90,8 @@ type Client struct {
 	bucket string
 	// timeout is Config.RequestTimeout: the bound of small calls.
 	timeout time.Duration
+	// w holds the AWS options every request carries where it applies.
+	w writeOptions
 	// noConditional is set once the server answered a conditional write
 	// (If-None-Match: *) with NotImplemented; later exclusive writes use a
 	// HEAD check instead (see exclusive).
@@ -130,6 +155,10 @@ func (cfg Config) withDefaults() Config {
 // New builds a Client from cfg and the default credential chain.
 func New(ctx context.Context, cfg Config) (*Client, error) {
 	cfg = cfg.withDefaults()
+	w, err := resolveWriteOptions(cfg)
+	if err != nil {
+		return nil, err
+	}
 	opts := []func(*config.LoadOptions) error{}
 	if cfg.Region != "" {
 		opts = append(opts, config.WithRegion(cfg.Region))
@@ -144,7 +173,19 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 	if awsCfg.Region == "" {
 		awsCfg.Region = "us-east-1"
 	}
-	var rt http.RoundTripper = newTransport(cfg)
+	tc, err := tlsConfig(cfg, awsCfg.HTTPClient)
+	if err != nil {
+		return nil, err
+	}
+	tr := newTransport(cfg)
+	if tc != nil {
+		tr.TLSClientConfig = tc
+	}
+	var rt http.RoundTripper = tr
+	if cfg.Metrics != nil {
+		// Innermost, so that only bytes that reached the network count.
+		rt = cfg.Metrics.transport(rt)
+	}
 	if cfg.WrapTransport != nil {
 		rt = cfg.WrapTransport(rt)
 	}
@@ -153,6 +194,15 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 		}
 		o.UsePathStyle = cfg.ForcePathStyle
+		if cfg.Anonymous {
+			o.Credentials = aws.AnonymousCredentials{}
+		}
+		if w.checksum == "" {
+			// Else the SDK adds a CRC32 to every upload of its own accord.
+			o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+			// And asks for the response's on every GET (x-amz-checksum-mode).
+			o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		}
 		// A multipart object has no whole-object checksum to validate a
 		// ranged GET against; the SDK would warn on every such read.
 		o.DisableLogOutputChecksumValidationSkipped = true
@@ -161,11 +211,14 @@ func New(ctx context.Context, cfg Config) (*Client, error) {
 		if cfg.Counter != nil {
 			o.APIOptions = append(o.APIOptions, cfg.Counter.middleware)
 		}
+		if cfg.Metrics != nil {
+			o.APIOptions = append(o.APIOptions, cfg.Metrics.middleware)
+		}
 		if cfg.DebugLog != nil {
 			o.APIOptions = append(o.APIOptions, requestLogger{log: cfg.DebugLog}.middleware)
 		}
 	})
-	return &Client{s3: client, bucket: cfg.Bucket, timeout: cfg.RequestTimeout}, nil
+	return &Client{s3: client, bucket: cfg.Bucket, timeout: cfg.RequestTimeout, w: w}, nil
 }
 
 // small bounds a small call, retries included, by the request timeout:
@@ -253,7 +306,7 @@ func (c *Client) List(ctx context.Context, prefix, delimiter, token string, maxK
 	defer cancel()
 	// Keys come url-encoded: XML 1.0 cannot carry some characters a key may
 	// hold (U+0001), and one such key would otherwise fail the whole page.
-	in := &s3.ListObjectsV2Input{Bucket: &c.bucket, Prefix: aws.String(prefix), EncodingType: types.EncodingTypeUrl}
+	in := &s3.ListObjectsV2Input{Bucket: &c.bucket, Prefix: aws.String(prefix), EncodingType: types.EncodingTypeUrl, RequestPayer: c.w.payer}
 	if delimiter != "" {
 		in.Delimiter = aws.String(delimiter)
 	}
@@ -317,7 +370,7 @@ func decodeListedKey(s string) (string, error) {
 func (c *Client) Head(ctx context.Context, key string) (*ObjectInfo, error) {
 	ctx, cancel := c.small(ctx)
 	defer cancel()
-	out, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &c.bucket, Key: &key})
+	out, err := c.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &c.bucket, Key: &key, RequestPayer: c.w.payer})
 	if err != nil {
 		return nil, wrapError("HeadObject", key, err)
 	}
@@ -337,7 +390,7 @@ func (c *Client) Head(ctx context.Context, key string) (*ObjectInfo, error) {
 
 // GetRange implements API.
 func (c *Client) GetRange(ctx context.Context, key string, offset, length int64, ifMatch string) (io.ReadCloser, error) {
-	in := &s3.GetObjectInput{Bucket: &c.bucket, Key: &key}
+	in := &s3.GetObjectInput{Bucket: &c.bucket, Key: &key, RequestPayer: c.w.payer}
 	if ifMatch != "" {
 		in.IfMatch = aws.String(ifMatch)
 	}
@@ -402,12 +455,16 @@ func (b *objectBody) Close() error {
 // Put implements API.
 func (c *Client) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts PutOptions) (string, error) {
 	in := &s3.PutObjectInput{
-		Bucket:            &c.bucket,
-		Key:               &key,
-		Body:              body,
-		ContentLength:     aws.Int64(size),
-		Metadata:          metaOut(opts.Metadata),
-		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+		Bucket:               &c.bucket,
+		Key:                  &key,
+		Body:                 body,
+		ContentLength:        aws.Int64(size),
+		Metadata:             metaOut(opts.Metadata),
+		ChecksumAlgorithm:    c.w.checksum,
+		ServerSideEncryption: c.w.sse,
+		SSEKMSKeyId:          c.w.kmsKeyID,
+		StorageClass:         c.w.storageClass,
+		RequestPayer:         c.w.payer,
 	}
 	if opts.ContentType != "" {
 		in.ContentType = aws.String(opts.ContentType)
@@ -442,10 +499,14 @@ func (c *Client) CreateMultipartUpload(ctx context.Context, key string, opts Put
 	ctx, cancel := c.small(ctx)
 	defer cancel()
 	in := &s3.CreateMultipartUploadInput{
-		Bucket:            &c.bucket,
-		Key:               &key,
-		Metadata:          metaOut(opts.Metadata),
-		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+		Bucket:               &c.bucket,
+		Key:                  &key,
+		Metadata:             metaOut(opts.Metadata),
+		ChecksumAlgorithm:    c.w.checksum,
+		ServerSideEncryption: c.w.sse,
+		SSEKMSKeyId:          c.w.kmsKeyID,
+		StorageClass:         c.w.storageClass,
+		RequestPayer:         c.w.payer,
 	}
 	if opts.CopiedParts {
 		in.ChecksumAlgorithm = ""
@@ -473,7 +534,8 @@ func (c *Client) UploadPart(ctx context.Context, key, uploadID string, number in
 		PartNumber:        aws.Int32(number),
 		Body:              body,
 		ContentLength:     aws.Int64(size),
-		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+		ChecksumAlgorithm: c.w.checksum,
+		RequestPayer:      c.w.payer,
 	})
 	if err != nil {
 		return CompletedPart{}, wrapError("UploadPart", key, err)
@@ -481,7 +543,8 @@ func (c *Client) UploadPart(ctx context.Context, key, uploadID string, number in
 	if aws.ToString(out.ETag) == "" {
 		return CompletedPart{}, wrapError("UploadPart", key, ErrEmptyResult)
 	}
-	return CompletedPart{Number: number, ETag: aws.ToString(out.ETag), ChecksumCRC32C: aws.ToString(out.ChecksumCRC32C), Size: size}, nil
+	return CompletedPart{Number: number, ETag: aws.ToString(out.ETag), ChecksumCRC32C: aws.ToString(out.ChecksumCRC32C),
+		ChecksumCRC64NVME: aws.ToString(out.ChecksumCRC64NVME), Size: size}, nil
 }
 
 // CompleteMultipartUpload implements API. A 200 answer whose body is an
@@ -489,10 +552,19 @@ func (c *Client) UploadPart(ctx context.Context, key, uploadID string, number in
 // into one), and so is a 2xx answer without a result.
 func (c *Client) CompleteMultipartUpload(ctx context.Context, key, uploadID string, parts []CompletedPart, opts PutOptions) (string, error) {
 	cps := make([]types.CompletedPart, len(parts))
+	// Parts copied on the server have no CRC64NVME: an upload holding
+	// them names none (see PutOptions.CopiedParts).
+	allCRC64 := true
+	for _, p := range parts {
+		allCRC64 = allCRC64 && p.ChecksumCRC64NVME != ""
+	}
 	for i, p := range parts {
 		cps[i] = types.CompletedPart{PartNumber: aws.Int32(p.Number), ETag: aws.String(p.ETag)}
 		if p.ChecksumCRC32C != "" {
 			cps[i].ChecksumCRC32C = aws.String(p.ChecksumCRC32C)
+		}
+		if allCRC64 {
+			cps[i].ChecksumCRC64NVME = aws.String(p.ChecksumCRC64NVME)
 		}
 	}
 	in := &s3.CompleteMultipartUploadInput{
@@ -500,6 +572,7 @@ func (c *Client) CompleteMultipartUpload(ctx context.Context, key, uploadID stri
 		Key:             &key,
 		UploadId:        &uploadID,
 		MultipartUpload: &types.CompletedMultipartUpload{Parts: cps},
+		RequestPayer:    c.w.payer,
 	}
 	complete := func(conditional bool) (string, error) {
 		in.IfNoneMatch = nil
@@ -530,14 +603,14 @@ func (c *Client) CompleteMultipartUpload(ctx context.Context, key, uploadID stri
 func (c *Client) AbortMultipartUpload(ctx context.Context, key, uploadID string) error {
 	ctx, cancel := c.small(ctx)
 	defer cancel()
-	_, err := c.s3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &c.bucket, Key: &key, UploadId: &uploadID})
+	_, err := c.s3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: &c.bucket, Key: &key, UploadId: &uploadID, RequestPayer: c.w.payer})
 	return wrapError("AbortMultipartUpload", key, err)
 }
 
 // ListMultipartUploads implements API.
 func (c *Client) ListMultipartUploads(ctx context.Context, prefix string) ([]string, error) {
 	var ids []string
-	in := &s3.ListMultipartUploadsInput{Bucket: &c.bucket, Prefix: aws.String(prefix)}
+	in := &s3.ListMultipartUploadsInput{Bucket: &c.bucket, Prefix: aws.String(prefix), RequestPayer: c.w.payer}
 	for {
 		pageCtx, cancel := c.small(ctx)
 		out, err := c.s3.ListMultipartUploads(pageCtx, in)
@@ -565,6 +638,12 @@ func (c *Client) Copy(ctx context.Context, src, dst string, opts CopyOptions) (s
 		Bucket:     &c.bucket,
 		Key:        &dst,
 		CopySource: aws.String(c.bucket + "/" + escapeCopySource(src)),
+		// The copy is a new object: it gets this mount's encryption and
+		// storage class, not the source's.
+		ServerSideEncryption: c.w.sse,
+		SSEKMSKeyId:          c.w.kmsKeyID,
+		StorageClass:         c.w.storageClass,
+		RequestPayer:         c.w.payer,
 	}
 	if opts.ReplaceMetadata != nil {
 		in.MetadataDirective = types.MetadataDirectiveReplace
@@ -589,7 +668,7 @@ func (c *Client) Copy(ctx context.Context, src, dst string, opts CopyOptions) (s
 func (c *Client) Delete(ctx context.Context, key string) error {
 	ctx, cancel := c.small(ctx)
 	defer cancel()
-	_, err := c.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &c.bucket, Key: &key})
+	_, err := c.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &c.bucket, Key: &key, RequestPayer: c.w.payer})
 	return wrapError("DeleteObject", key, err)
 }
 
@@ -628,6 +707,7 @@ func (c *Client) UploadPartCopy(ctx context.Context, src, srcETag, key, uploadID
 		PartNumber:        aws.Int32(number),
 		CopySource:        aws.String(c.bucket + "/" + escapeCopySource(src)),
 		CopySourceRange:   aws.String(fmt.Sprintf("bytes=%d-%d", first, last)),
+		RequestPayer:      c.w.payer,
 	})
 	if err != nil {
 		return CompletedPart{}, wrapError("UploadPartCopy", key, err)
@@ -653,8 +733,10 @@ func (c *Client) DeleteMany(ctx context.Context, keys []string) error {
 	out, err := c.s3.DeleteObjects(ctx, &s3.DeleteObjectsInput{
 		Bucket: &c.bucket,
 		Delete: &types.Delete{Objects: objs, Quiet: aws.Bool(true)},
-		// DeleteObjects requires a checksum of its body.
-		ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c,
+		// DeleteObjects requires a checksum of its body: with
+		// ChecksumNone the SDK adds its default (CRC32).
+		ChecksumAlgorithm: c.w.checksum,
+		RequestPayer:      c.w.payer,
 	})
 	if err != nil {
 		return wrapError("DeleteObjects", keys[0], err)

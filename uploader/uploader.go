@@ -628,3 +628,12 @@ func (up *Upload) abort(ctx context.Context) error {
 	up.u.log.WithFields(logrus.Fields{"key": key, "upload_id": id, "op": "AbortMultipartUpload"}).Info("upload aborted")
 	return nil
 }
+
+// MemoryInUse returns the bytes of part memory reserved now.
+func (u *Uploader) MemoryInUse() int64 { return u.memory.reserved() }
+
+// MemoryLimit returns the part memory budget (Config.MemoryLimit).
+func (u *Uploader) MemoryLimit() int64 { return u.cfg.MemoryLimit }
+
+// PartsInFlight returns the parts being uploaded or copied now.
+func (u *Uploader) PartsInFlight() int { return len(u.inFlight) }

@@ -73,6 +73,7 @@ func runCleanup(args []string, stdout, stderr io.Writer) int {
 		return fail(stderr, usagef("want BUCKET, got %d argument(s)", len(positional)), cleanupHelpHint)
 	}
 	o.bucket = positional[0]
+	warnInsecure(o.conn.aws, nil, stderr)
 	ctx := context.Background()
 	client, err := s3client.New(ctx, clientConfig(o.bucket, o.conn))
 	if err != nil {

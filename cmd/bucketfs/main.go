@@ -88,6 +88,8 @@ func runMount(args []string, stdout, stderr io.Writer, sloppy bool) int {
 		return fail(stderr, err, "")
 	}
 	if !o.foreground {
+		// The daemon logs it too, but to syslog or --log-file.
+		warnInsecure(o.conn.aws, nil, stderr)
 		if err := startDaemon(args, sloppy); err != nil {
 			return fail(stderr, err, "")
 		}
@@ -201,7 +203,7 @@ func checkFUSEDevice(path string) error {
 }
 
 func clientConfig(bucket string, c connection) s3client.Config {
-	return s3client.Config{
+	cfg := s3client.Config{
 		Bucket:         bucket,
 		Endpoint:       c.endpoint,
 		Region:         c.region,
@@ -210,6 +212,8 @@ func clientConfig(bucket string, c connection) s3client.Config {
 		MaxAttempts:    c.maxRetries + 1,
 		RequestTimeout: c.requestTimeout,
 	}
+	c.aws.apply(&cfg)
+	return cfg
 }
 
 // checkBucket asks S3 whether the bucket is there and accessible, within a

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"path/filepath"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ type connection struct {
 	forcePathStyle bool
 	maxRetries     int           // retries of a failed S3 request (--max-retries)
 	requestTimeout time.Duration // bound of every wait for S3 (--request-timeout)
+	aws            awsOptions
 }
 
 // options are the settings of a mount, from flags and -o mount options.
@@ -53,6 +55,8 @@ type options struct {
 	maxRenameObjects  int
 	debugFUSE         bool
 	debugS3           bool
+	logFormat         string // text or json (--log-format)
+	metricsAddr       string // host:port of the Prometheus endpoint; "" for none
 }
 
 // defaultShutdownTimeout is how long SIGTERM, SIGINT or an unmount with
@@ -89,6 +93,7 @@ func addConnectionFlags(c *commandLine, conn *connection) {
 		usage: "retries of a failed S3 request, with exponential backoff and jitter (0.5s, 1s, 2s, ... at most 20s)"})
 	g.add(&flagSpec{name: "request-timeout", arg: "D", def: s3client.DefaultRequestTimeout.String(), value: durationValue{&conn.requestTimeout},
 		usage: "how long an S3 request waits for an answer, and the whole bound of small requests (HEAD, LIST, DELETE), retries included"})
+	addAccessFlags(g, &conn.aws)
 }
 
 // newMountFlags declares every flag of a mount on o, with its default.
@@ -96,6 +101,7 @@ func newMountFlags(o *options) *commandLine {
 	o.uid, o.gid = -1, -1
 	o.fileMode, o.dirMode = 0o644, 0o755
 	o.logLevel = "info"
+	o.logFormat = "text"
 	o.shutdownTimeout = defaultShutdownTimeout
 	o.partSize = uploader.DefaultPartSize
 	o.uploadMemory = uploader.DefaultMemoryLimit
@@ -156,15 +162,21 @@ func newMountFlags(o *options) *commandLine {
 	g.add(&flagSpec{name: "max-rename-objects", arg: "N", def: "10000", value: intValue{&o.maxRenameObjects, 1},
 		usage: "most objects one directory rename moves; more answers EXDEV (mv then copies itself)"})
 
+	addStorageFlags(g, &o.conn.aws)
+
 	g = c.group("Logging")
 	g.add(&flagSpec{name: "log-level", arg: "L", def: "info", value: stringValue{&o.logLevel},
 		usage: "error, warn, info or debug"})
+	g.add(&flagSpec{name: "log-format", arg: "F", def: "text", value: stringValue{&o.logFormat},
+		usage: "text (key=value) or json (one JSON object a line)"})
 	g.add(&flagSpec{name: "log-file", arg: "PATH", def: "stderr in the foreground, syslog in the background", value: stringValue{&o.logFile},
 		usage: "where logs go; created 0600; SIGHUP reopens it (logrotate)"})
 	g.add(&flagSpec{name: "debug-fuse", value: boolValue{&o.debugFUSE},
 		usage: "log every FUSE request"})
 	g.add(&flagSpec{name: "debug-s3", value: boolValue{&o.debugS3},
 		usage: "log every S3 request (operation, key, status, bytes, latency, attempt, request ID; never a credential); implies --log-level debug"})
+	g.add(&flagSpec{name: "metrics-addr", arg: "HOST:PORT", def: "off", value: stringValue{&o.metricsAddr},
+		usage: "serve Prometheus metrics at http://HOST:PORT/metrics, without authentication: keep it on 127.0.0.1"})
 
 	g = c.group("")
 	g.add(&flagSpec{name: "version", value: boolValue{&o.version}, notOption: true, usage: "print the version and exit"})
@@ -266,10 +278,21 @@ func (o *options) check() error {
 	case o.conn.requestTimeout <= 0:
 		return usagef("--request-timeout must be positive")
 	}
+	if err := o.conn.aws.check(); err != nil {
+		return err
+	}
 	switch o.logLevel {
 	case "error", "warn", "info", "debug":
 	default:
 		return usagef("--log-level %q: want error, warn, info or debug", o.logLevel)
+	}
+	if o.logFormat != "text" && o.logFormat != "json" {
+		return usagef("--log-format %q: want text or json", o.logFormat)
+	}
+	if o.metricsAddr != "" {
+		if _, port, err := net.SplitHostPort(o.metricsAddr); err != nil || port == "" {
+			return usagef("--metrics-addr %q: want HOST:PORT, such as 127.0.0.1:9100", o.metricsAddr)
+		}
 	}
 	return nil
 }

@@ -179,6 +179,8 @@ func TestEveryFlagIsAMountOption(t *testing.T) {
 		"shutdown-timeout": "7s", "part-size": "16MiB", "upload-memory": "1GiB", "upload-memory-wait": "1m",
 		"upload-concurrency": "3", "metadata-ttl": "9s", "negative-ttl": "2s", "read-ahead": "2MiB", "read-memory": "64MiB", "cache-memory": "1GiB", "max-rename-objects": "5",
 		"max-retries": "2", "request-timeout": "5s",
+		"ca-bundle": "/etc/ssl/private-ca.pem", "sse": "aws:kms", "sse-kms-key-id": "alias/k", "storage-class": "STANDARD_IA", "checksum": "none",
+		"log-format": "json", "metrics-addr": "127.0.0.1:9100",
 	}
 	var o options
 	c := newMountFlags(&o)

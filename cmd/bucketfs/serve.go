@@ -25,7 +25,11 @@ import (
 // the foreground, syslog (when there is one) in the background.
 func newLogger(o *options, stderr io.Writer, background bool) (*logrus.Logger, *logFile, error) {
 	log := logrus.New()
-	log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
+	if o.logFormat == "json" {
+		log.SetFormatter(&logrus.JSONFormatter{})
+	} else {
+		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true, DisableColors: true})
+	}
 	level, _ := logrus.ParseLevel(o.logLevel)
 	if o.debugS3 {
 		level = logrus.DebugLevel
@@ -135,9 +139,20 @@ func serve(ctx context.Context, o *options, stderr io.Writer) error {
 		return report(err)
 	}
 	logSettings(log, o)
+	warnInsecure(o.conn.aws, log, nil)
 	ccfg := clientConfig(o.bucket, o.conn)
 	if o.debugS3 || log.IsLevelEnabled(logrus.DebugLevel) {
 		ccfg.DebugLog = log.WithField("component", "s3")
+	}
+	var metrics *metricsServer
+	if o.metricsAddr != "" {
+		if metrics, err = startMetrics(o.metricsAddr, log); err != nil {
+			return report(err)
+		}
+		defer metrics.Close()
+		if ccfg.Metrics, err = s3client.NewMetrics(metrics.reg); err != nil {
+			return report(err)
+		}
 	}
 	client, err := s3client.New(ctx, ccfg)
 	if err != nil {
@@ -151,9 +166,16 @@ func serve(ctx context.Context, o *options, stderr io.Writer) error {
 	defer signal.Stop(signals)
 	// Resolved before mounting, so that no lookup of it is served by us.
 	mountpoint := absPath(o.mountpoint)
-	server, err := bfs.Mount(o.mountpoint, mountConfig(o, client, log))
+	mcfg := mountConfig(o, client, log)
+	if metrics != nil {
+		mcfg.ObserveOp = metrics.observeOp
+	}
+	server, err := bfs.Mount(o.mountpoint, mcfg)
 	if err != nil {
 		return report(err)
+	}
+	if metrics != nil {
+		metrics.addMount(server)
 	}
 	if background {
 		// The parent stops reading our stderr once we report: point it
