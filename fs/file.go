@@ -252,7 +252,11 @@ func (f *fileNode) takePendingLocked() (map[string]string, bool) {
 // our own write or a HEAD, else one HEAD reads it first.
 func (f *fileNode) applyPending(ctx context.Context) error {
 	f.mu.Lock()
-	if !f.pending || f.file.Dirty() {
+	if !f.pending || f.writing() {
+		// While a write session is open, a self-copy would change the
+		// ETag its next write reopens from: the changes stay pending until
+		// the session's commit carries them or its release (writeHandle.
+		// Release) schedules them again.
 		f.mu.Unlock()
 		return nil
 	}

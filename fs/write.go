@@ -68,5 +68,11 @@ func (w *writeHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 func (w *writeHandle) Release(ctx context.Context) syscall.Errno {
 	w.h.Release(ctx)
 	w.node.b.removeWriter(w.node.currentKey(), w.node)
+	n := w.node
+	n.mu.Lock()
+	if n.pending {
+		n.markPendingLocked() // held back while the session was open (applyPending)
+	}
+	n.mu.Unlock()
 	return 0
 }
