@@ -69,9 +69,6 @@ func New(cfg Config) *Core {
 	return &Core{cfg: cfg, log: cfg.Log}
 }
 
-// Uploader returns the uploader the Core's sessions use.
-func (c *Core) Uploader() *uploader.Uploader { return c.cfg.Uploader }
-
 // own gives an S3 call of a commit, rename or unlink a context of its own:
 // FUSE interrupts cancel request contexts, and a half-done commit must not
 // be cut short by one (the uploader bounds Complete itself).

@@ -76,7 +76,6 @@ type File struct {
 // A write in the clean state reopens (writing again, seeded with the
 // published bytes). Release ends every state.
 type session struct {
-	h         *Handle
 	opener    uint32           // the process that opened the handle; 0 when unknown
 	key       string           // the file's current key
 	up        *uploader.Upload // the bytes since the last commit; nil when clean
@@ -179,7 +178,6 @@ func (f *File) OpenWrite(ctx context.Context, pid uint32, key string, mode OpenM
 	s.owesEmpty = mode.Create || !ex.Exists || ex.Size > 0
 	s.replacing = ex.Exists && !mode.Create
 	h := &Handle{f: f, s: s}
-	s.h = h
 	f.s = s
 	f.startLocked(s)
 	f.open.Store(true)
@@ -350,6 +348,7 @@ func (h *Handle) Write(ctx context.Context, off int64, data []byte) (int, error)
 	return len(data), nil
 }
 
+// zeros fills holes; it is only ever read.
 var zeros = make([]byte, 1<<20)
 
 // appendLocked appends p to the session's upload (f.mu held).

@@ -18,20 +18,27 @@ func (s *Server) Drain(ctx context.Context) []string {
 	b.draining.Store(true)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
-	for {
-		b.writersMu.Lock()
-		n := len(b.writers)
-		b.writersMu.Unlock()
-		if n == 0 {
-			return nil
-		}
+	for b.openWriters() > 0 {
 		select {
 		case <-tick.C:
-			continue
 		case <-ctx.Done():
+			return s.detachWriters()
 		}
-		break
 	}
+	return nil
+}
+
+// openWriters counts the files open for writing.
+func (b *bucketFS) openWriters() int {
+	b.writersMu.Lock()
+	defer b.writersMu.Unlock()
+	return len(b.writers)
+}
+
+// detachWriters detaches every file still open for writing at the shutdown
+// deadline and returns their keys, sorted.
+func (s *Server) detachWriters() []string {
+	b := s.b
 	b.writersMu.Lock()
 	open := make(map[string]*fileNode, len(b.writers))
 	for k, n := range b.writers {

@@ -20,8 +20,5 @@ func (s *Server) Memory() MemoryStats {
 // UploadsInFlight returns the files with an open upload, and the parts
 // being uploaded or copied now.
 func (s *Server) UploadsInFlight() (files, parts int) {
-	s.b.writersMu.Lock()
-	files = len(s.b.writers)
-	s.b.writersMu.Unlock()
-	return files, s.b.up.PartsInFlight()
+	return s.b.openWriters(), s.b.up.PartsInFlight()
 }
