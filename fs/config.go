@@ -39,6 +39,13 @@ type Config struct {
 	// its marker). Without it, a listing's LastModified and the default modes
 	// stand until a HEAD happens to read the metadata.
 	ExactAttrs bool
+	// DirectIO makes reads bypass the kernel's page cache: every read()
+	// reaches the read handle whole (up to 1 MiB) and nothing is kept
+	// between opens. Without it, reads go through the page cache, which is
+	// kept across opens while the object's ETag is unchanged and dropped
+	// when it changes (one version in it at a time), so a re-read of an
+	// unchanged file costs no request at all.
+	DirectIO bool
 	// ReadAhead is the largest read-ahead window of a sequential reader.
 	ReadAhead int64
 	// ReadMemory is the one budget for the blocks held by every read

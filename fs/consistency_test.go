@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"sync"
@@ -75,8 +76,8 @@ func openForRead(t *testing.T, f *fileNode) *readHandle {
 	if errno != 0 {
 		t.Fatalf("open %s: %v", f.key, errno)
 	}
-	if flags&fuse.FOPEN_DIRECT_IO == 0 {
-		t.Fatalf("open %s: flags %#x lack direct I/O", f.key, flags)
+	if direct := flags&fuse.FOPEN_DIRECT_IO != 0; direct != f.b.cfg.DirectIO {
+		t.Fatalf("open %s: flags %#x, direct I/O %v; want %v", f.key, flags, direct, f.b.cfg.DirectIO)
 	}
 	h := fh.(*readHandle)
 	t.Cleanup(func() { h.Release(context.Background()) })
@@ -114,6 +115,12 @@ func randomData(seed uint64, n int) []byte {
 // new version; every GET names the version opened; the next open reads
 // the new object whole.
 func TestReadPinsOneVersion(t *testing.T) {
+	for _, direct := range []bool{false, true} {
+		t.Run(fmt.Sprintf("direct I/O %v", direct), func(t *testing.T) { testReadPinsOneVersion(t, direct) })
+	}
+}
+
+func testReadPinsOneVersion(t *testing.T, direct bool) {
 	fake := s3fake.New()
 	client := &getRecorder{API: fake}
 	oldData, newData := randomData(1, 48<<20), randomData(2, 40<<20)
@@ -121,7 +128,7 @@ func TestReadPinsOneVersion(t *testing.T) {
 	_, oldInfo, _ := fake.Object("k")
 	// A small read-ahead window: most of the object is fetched after the
 	// replacement.
-	b := newTestFS(t, client, func(c *Config) { c.ReadAhead = readBlockSize })
+	b := newTestFS(t, client, func(c *Config) { c.ReadAhead, c.DirectIO = readBlockSize, direct })
 	f := lookedUp(t, b, "k")
 	h := openForRead(t, f)
 
@@ -173,20 +180,22 @@ func TestReadPinsOneVersion(t *testing.T) {
 func TestReadOverwrittenSmallObject(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
+		direct  bool
 		age     time.Duration // of the node's attributes at open
 		heads   int           // HEADs at open and read
 		getsMax int
 	}{
 		// Fresh attributes are pinned; the first GET fails If-Match and
 		// the handle, having handed out nothing, moves to the new version.
-		{"fresh attributes", 0, 1, 2},
+		{"direct I/O, fresh attributes", true, 0, 1, 2},
 		// Older ones are checked at open: one HEAD, one GET.
-		{"older attributes", openRevalidateAfter, 1, 1},
+		{"direct I/O, older attributes", true, openRevalidateAfter, 1, 1},
+		{"page cache, older attributes", false, openRevalidateAfter, 1, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fake := s3fake.New()
 			fake.SetObject("small", []byte("abcd"), nil)
-			b := newTestFS(t, fake, nil)
+			b := newTestFS(t, fake, func(c *Config) { c.DirectIO = tc.direct })
 			f := lookedUp(t, b, "small")
 			f.mu.Lock()
 			f.attrAt = f.attrAt.Add(-tc.age)
@@ -206,6 +215,28 @@ func TestReadOverwrittenSmallObject(t *testing.T) {
 			}
 		})
 	}
+	// Through the page cache a handle never moves to another version: the
+	// kernel ends reads at the size it was told, the old one. Fresh
+	// attributes are pinned, the first read answers EIO, and the next
+	// open reads the new object whole.
+	t.Run("page cache, fresh attributes", func(t *testing.T) {
+		fake := s3fake.New()
+		fake.SetObject("small", []byte("abcd"), nil)
+		b := newTestFS(t, fake, nil)
+		f := lookedUp(t, b, "small")
+		fake.SetObject("small", []byte("ABCDEFGH"), nil)
+		if got, errno := readAll(openForRead(t, f), 0); errno != syscall.EIO || len(got) != 0 {
+			t.Fatalf("read %q, errno %v; want EIO and nothing", got, errno)
+		}
+		fake.ResetCounts()
+		got, errno := readAll(openForRead(t, f), 0)
+		if errno != 0 || string(got) != "ABCDEFGH" {
+			t.Fatalf("next open read %q, errno %v; want the new 8 bytes", got, errno)
+		}
+		if heads := fake.Count(s3fake.OpHeadObject); heads != 1 {
+			t.Fatalf("next open: %d HEADs, want 1", heads)
+		}
+	})
 }
 
 // TestReadOfDeletedObject: an object deleted by another client since the
@@ -237,7 +268,7 @@ func TestReadOfDeletedObject(t *testing.T) {
 func TestReadRepinBound(t *testing.T) {
 	fake := s3fake.New()
 	fake.SetObject("busy", []byte("v0"), nil)
-	b := newTestFS(t, fake, nil)
+	b := newTestFS(t, fake, func(c *Config) { c.DirectIO = true }) // the page cache never repins
 	f := lookedUp(t, b, "busy")
 	var mu sync.Mutex
 	version := 0

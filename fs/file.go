@@ -40,6 +40,9 @@ type fileNode struct {
 	pending      bool
 	pendingTimer *time.Timer
 	target       string // a symlink's target, once read
+	// cached is the ETag of the version whose pages the kernel's page
+	// cache may hold for this file, "" for none (read.go, pageCacheOpen).
+	cached string
 }
 
 var (
@@ -65,6 +68,7 @@ func (f *fileNode) committed(v core.Version) {
 	f.mu.Lock()
 	f.attr.size = v.Size
 	f.attr.etag, f.attr.modified = v.ETag, time.Time{}
+	f.versionSeenLocked(v.ETag)
 	if !f.attr.mtimeSet {
 		f.attr.mtime = time.Now()
 	}
@@ -117,6 +121,9 @@ func (f *fileNode) setAttr(a entryAttr) entryAttr {
 		return f.attr
 	}
 	f.attr, f.attrAt = a, time.Now()
+	if a.etag != "" {
+		f.versionSeenLocked(a.etag)
+	}
 	return f.attr
 }
 

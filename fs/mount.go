@@ -43,10 +43,16 @@ func Mount(mountpoint string, cfg Config) (*Server, error) {
 			Debug:        b.cfg.FUSEDebug,
 			// O_TRUNC arrives with OPEN instead of a separate truncate, so
 			// an overwrite replaces the object only when its upload completes.
-			// Read handles use direct I/O (see fileNode.Open); the kernel
+			// With --direct-io, read handles use direct I/O; the kernel
 			// still allows mmap of them (Linux 6.6 and later).
 			ExtraCapabilities: fuse.CAP_ATOMIC_O_TRUNC | fuse.CAP_DIRECT_IO_ALLOW_MMAP,
-			DisableXAttrs:     true,
+			// The page cache is dropped by ETag (fileNode.pageCacheOpen),
+			// not when an mtime or size the kernel sees changes: a HEAD's
+			// LastModified has whole seconds where a listing's has
+			// milliseconds, and an unchanged object would lose its pages
+			// at every revalidation.
+			DisabledCapabilities: fuse.CAP_AUTO_INVAL_DATA,
+			DisableXAttrs:        true,
 			// Reads answer from memory (ReadResultData): splicing cannot
 			// help them, and go-fuse would try, and log, on every read
 			// larger than a pipe.
@@ -62,6 +68,11 @@ func Mount(mountpoint string, cfg Config) (*Server, error) {
 	if err != nil {
 		b.close()
 		return nil, fmt.Errorf("mounting %s: %w", mountpoint, err)
+	}
+	if !b.cfg.DirectIO {
+		if err := setKernelReadAhead(mountpoint, kernelReadAhead); err != nil {
+			b.log.WithError(err).WithField("mountpoint", mountpoint).Info("the kernel's read-ahead stays at 128 KiB: reads through the page cache arrive in 128 KiB pieces")
+		}
 	}
 	b.log.WithFields(logrus.Fields{"bucket": b.cfg.Bucket, "prefix": b.cfg.Prefix, "mountpoint": mountpoint}).Info("mounted")
 	return &Server{srv: srv, b: b, mountpoint: mountpoint}, nil

@@ -59,6 +59,7 @@ type readHandle struct {
 	etag      string
 	size      int64
 	delivered bool         // a read has returned bytes: the version may no longer change
+	pageCache bool         // its bytes go to the kernel's page cache, shared by every open of the file (see pageCacheOpen)
 	repinned  int          // times the handle moved to a newer version before delivering a byte
 	changed   bool         // the object changed after bytes were delivered: every read answers EIO
 	blocks    []*readBlock // consecutive blocks, in flight or done, ascending
@@ -89,6 +90,12 @@ type readBlock struct {
 	cancel context.CancelFunc
 }
 
+// streamAfter is how long a run of contiguous reads through the page cache
+// must be before it is taken for a sequential scan and read ahead in
+// blocks: longer than what the kernel makes of one random read() (the
+// read asked plus its own read-ahead).
+const streamAfter = 2 << 20
+
 // reorderSlack is how far behind the newest read a block is kept, because
 // the kernel may send a handle's reads slightly out of order.
 const reorderSlack = 2 << 20
@@ -118,6 +125,13 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 		if h.changed {
 			return nil, syscall.EIO
 		}
+		if h.pageCache && !h.node.pageCacheHolds(h.etag) {
+			// Another open pinned a newer version, or the node learned
+			// one: this handle's bytes must not reach the shared page
+			// cache any more.
+			h.versionChanged(fmt.Errorf("%w: the file has a newer version than %s", s3client.ErrPreconditionFailed, h.etag))
+			return nil, syscall.EIO
+		}
 		n, err := h.readLocked(ctx, dest, off)
 		if err == nil {
 			h.delivered = h.delivered || n > 0
@@ -126,7 +140,10 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 		if !errors.Is(err, s3client.ErrPreconditionFailed) {
 			return nil, core.Errno(err)
 		}
-		if h.delivered || h.repinned >= maxRepins || h.node == nil {
+		// With the page cache a handle never moves: pages it filled may
+		// be read by any open, and the kernel bounds reads by the size it
+		// was told, which may be the old version's.
+		if h.delivered || h.pageCache || h.repinned >= maxRepins || h.node == nil {
 			h.versionChanged(err)
 			return nil, syscall.EIO
 		}
@@ -183,12 +200,20 @@ func (h *readHandle) readLocked(ctx context.Context, dest []byte, off int64) (in
 		sequential := off == h.lastEnd || (off > h.lastEnd && off-h.lastEnd <= reorderSlack && h.window > 0)
 		h.dropAll()
 		h.nextFetch = off
-		if sequential {
+		switch {
+		case sequential && (h.window > 0 || !h.pageCache || off-h.runStart >= streamAfter):
 			if h.window == 0 {
 				h.window = 1
 			}
 			h.fill()
-		} else {
+		case sequential:
+			// Through the page cache the kernel cuts every read() into
+			// 128 KiB reads and adds read-ahead of its own, so a random
+			// 1 MiB read arrives as a short run: fetch as much as the
+			// run so far (or the last one), and stream only once it is
+			// long.
+			h.fetchAhead(min(max(want, h.runLen, off-h.runStart), readBlockSize, h.size-off))
+		default:
 			// Random access: one GET of the run this read likely starts.
 			if run := h.lastEnd - h.runStart; run > 0 {
 				h.runLen = run
@@ -475,6 +500,10 @@ type objectVersion struct {
 // node's attributes name, or, when they are older than openRevalidateAfter
 // or name no ETag, the one a HEAD finds. A read waits (bounded) until what
 // this mount wrote is in S3.
+//
+// Unless Config.DirectIO, reads go through the kernel's page cache, kept
+// across opens while the version is the one it holds (pageCacheOpen).
+// With DirectIO every read() reaches the handle whole, up to 1 MiB.
 func (f *fileNode) openRead(ctx context.Context) (gofs.FileHandle, uint32, syscall.Errno) {
 	if err := f.file.OpenRead(ctx); err != nil {
 		return nil, 0, core.Errno(err)
@@ -489,7 +518,65 @@ func (f *fileNode) openRead(ctx context.Context) (gofs.FileHandle, uint32, sysca
 	}
 	h := newReadHandle(f.b, f.currentKey(), v.size)
 	h.node, h.etag = f, v.etag
-	return h, fuse.FOPEN_DIRECT_IO, 0
+	if f.b.cfg.DirectIO {
+		return h, fuse.FOPEN_DIRECT_IO, 0
+	}
+	h.pageCache = true
+	return h, f.pageCacheOpen(v), 0
+}
+
+// pageCacheOpen decides whether an open of version v keeps the pages the
+// kernel caches for the file. Only one version's pages are ever there:
+// f.cached names it, and only handles of that version may answer reads
+// (readHandle.Read checks pageCacheHolds before each). An open of that
+// version keeps them (FOPEN_KEEP_CACHE: a re-read costs no request); an
+// open of another version makes it the cached one, and the kernel drops
+// every page at this open (no FOPEN_KEEP_CACHE) before its first read.
+// The kernel's attributes may be of the other version too, and it ends
+// page-cache reads at the size it knows: they are invalidated before the
+// open returns, so that the first read asks for the size again (Getattr,
+// answered from the node, which holds v's).
+func (f *fileNode) pageCacheOpen(v objectVersion) uint32 {
+	f.mu.Lock()
+	keep := v.etag != "" && f.cached == v.etag
+	f.cached = v.etag
+	f.mu.Unlock()
+	if keep {
+		return fuse.FOPEN_KEEP_CACHE
+	}
+	if f.StableAttr().Ino != 0 { // a node of a mounted tree
+		// Attributes only (offset < 0): it takes no page lock, so it
+		// cannot wait for a read in flight.
+		f.NotifyContent(-1, 0)
+	}
+	return 0
+}
+
+// pageCacheHolds says whether pages of version etag may go to the page
+// cache: it is the version the file's last open pinned and no newer one
+// is known.
+func (f *fileNode) pageCacheHolds(etag string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cached == etag
+}
+
+// versionSeenLocked (f.mu held) is told that the object's version is now
+// etag (a HEAD, a listing or this mount's own commit said so): pages of
+// another version leave the kernel's page cache, and handles reading that
+// version answer EIO from their next read (pageCacheHolds).
+func (f *fileNode) versionSeenLocked(etag string) {
+	if f.cached == "" || f.cached == etag {
+		return
+	}
+	f.cached = ""
+	if f.StableAttr().Ino != 0 {
+		// Not from this goroutine: dropping pages waits for reads in
+		// flight, and the kernel may hold locks while it waits for
+		// this request. Until it lands, only handles of the old version
+		// read the old pages, and every open of the new one drops them.
+		go f.NotifyContent(0, 0)
+	}
 }
 
 // headVersion reads the object's current version with one HEAD and records
@@ -511,6 +598,9 @@ func (f *fileNode) staleVersion(etag string) {
 	f.mu.Lock()
 	if f.attr.etag == etag {
 		f.attrAt = time.Time{}
+	}
+	if f.cached == etag {
+		f.cached = "" // the next open drops the pages of the old version
 	}
 	f.mu.Unlock()
 	if f.StableAttr().Ino != 0 { // a node of a mounted tree

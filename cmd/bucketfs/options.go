@@ -52,6 +52,7 @@ type options struct {
 	readAhead         int64
 	readMemory        int64
 	cacheMemory       int64
+	directIO          bool
 	maxRenameObjects  int
 	debugFUSE         bool
 	debugS3           bool
@@ -148,7 +149,9 @@ func newMountFlags(o *options) *commandLine {
 	g.add(&flagSpec{name: "read-memory", arg: "SIZE", def: "256MiB", value: sizeValue{&o.readMemory},
 		usage: "one budget for the read-ahead blocks of every open file; when it is spent readers fetch fewer blocks ahead instead of the process growing"})
 	g.add(&flagSpec{name: "cache-memory", arg: "SIZE", def: "0 (off)", value: sizeValue{&o.cacheMemory},
-		usage: "cache of data read, by object version: re-reading an unchanged file costs no GET while the cache holds it"})
+		usage: "a cache of data read in the daemon, by object version, for --direct-io mounts: re-reading an unchanged file costs no GET while it holds it"})
+	g.add(&flagSpec{name: "direct-io", value: boolValue{&o.directIO},
+		usage: "read around the kernel's page cache: nothing is kept between opens (re-reads GET again unless --cache-memory) and no random read costs more than one GET; by default the page cache keeps an unchanged file's data across opens"})
 
 	g = c.group("Writing")
 	g.add(&flagSpec{name: "part-size", arg: "SIZE", def: formatSize(uploader.DefaultPartSize), value: sizeValue{&o.partSize},

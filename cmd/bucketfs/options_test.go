@@ -55,7 +55,7 @@ func TestParseArgs(t *testing.T) {
 		{"defaults", []string{"b", "/m"}, "", func(o *options) bool {
 			return o.partSize == 8<<20 && o.uploadMemory == 512<<20 && o.uploadMemoryWait == 30*time.Second && o.uploadConcurrency == 16 &&
 				o.fileMode == 0o644 && o.dirMode == 0o755 && !o.foreground && !o.exactAttrs && o.uid == -1 && o.gid == -1 &&
-				o.shutdownTimeout == 60*time.Second && o.metadataTTL == 5*time.Second && o.readAhead == 64<<20 && o.readMemory == 256<<20 && o.cacheMemory == 0 && o.maxRenameObjects == 10000
+				o.shutdownTimeout == 60*time.Second && o.metadataTTL == 5*time.Second && o.readAhead == 64<<20 && o.readMemory == 256<<20 && o.cacheMemory == 0 && !o.directIO && o.maxRenameObjects == 10000
 		}},
 		{"shutdown timeout", []string{"--shutdown-timeout", "5s", "b", "/m"}, "", func(o *options) bool { return o.shutdownTimeout == 5*time.Second }},
 		{"shutdown timeout zero", []string{"--shutdown-timeout", "0s", "b", "/m"}, "--shutdown-timeout must be positive", nil},
@@ -87,6 +87,7 @@ func TestParseArgs(t *testing.T) {
 		{"memory below a part", []string{"--upload-memory", "4MiB", "b", "/m"}, "smaller than --part-size", nil},
 		{"read memory", []string{"-o", "read_memory=1GiB", "b", "/m"}, "", func(o *options) bool { return o.readMemory == 1<<30 }},
 		{"cache", []string{"-o", "cache_memory=2GiB", "b", "/m"}, "", func(o *options) bool { return o.cacheMemory == 2<<30 }},
+		{"direct I/O", []string{"-o", "direct_io", "b", "/m"}, "", func(o *options) bool { return o.directIO }},
 		{"read memory below a block", []string{"--read-memory", "4MiB", "b", "/m"}, "--read-memory must be at least 8MiB", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

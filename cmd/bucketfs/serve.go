@@ -79,6 +79,7 @@ func mountConfig(o *options, client s3client.API, log *logrus.Logger) bfs.Config
 		ReadAhead:        o.readAhead,
 		ReadMemory:       o.readMemory,
 		CacheMemory:      o.cacheMemory,
+		DirectIO:         o.directIO,
 		MaxRenameObjects: o.maxRenameObjects,
 		Upload: uploader.Config{
 			PartSize:    o.partSize,
