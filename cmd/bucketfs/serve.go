@@ -140,6 +140,7 @@ func serve(ctx context.Context, o *options, stderr io.Writer) error {
 		return report(err)
 	}
 	logSettings(log, o)
+	setMemoryLimit(o, log)
 	warnInsecure(o.conn.aws, log, nil)
 	ccfg := clientConfig(o.bucket, o.conn)
 	if o.debugS3 || log.IsLevelEnabled(logrus.DebugLevel) {
