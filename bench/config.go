@@ -49,6 +49,9 @@ type benchConfig struct {
 	ReadAhead         int64         `json:"read_ahead"`
 	ReadBlock         int64         `json:"read_block"`
 	MetadataTTL       time.Duration `json:"metadata_ttl_ns"`
+	// MountFlags are more bucketfs flags for every mount (BENCH_MOUNT_FLAGS),
+	// to measure another setting in the same way, such as --direct-io.
+	MountFlags []string `json:"mount_flags,omitempty"`
 
 	SeqSize     int64 `json:"seq_size"`     // W1 write, W2 read, W6 object
 	TarFiles    int   `json:"tar_files"`    // W3
@@ -67,8 +70,9 @@ type benchConfig struct {
 }
 
 // loadConfig builds the run's settings: full size, or QUICK=1's short run.
-// BENCH_ROUNDS, BENCH_ONLY (e.g. W1,W4) and BENCH_BANDWIDTH (the 20 ms
-// profile's per-connection cap, e.g. 64MiB) override the defaults.
+// BENCH_ROUNDS, BENCH_ONLY (e.g. W1,W4), BENCH_BANDWIDTH (the 20 ms
+// profile's per-connection cap, e.g. 64MiB) and BENCH_MOUNT_FLAGS (more
+// bucketfs flags, e.g. --direct-io) override the defaults.
 func loadConfig() (benchConfig, error) {
 	c := benchConfig{
 		Quick:             os.Getenv("QUICK") != "" && os.Getenv("QUICK") != "0",
@@ -111,6 +115,7 @@ func loadConfig() (benchConfig, error) {
 			c.Only = append(c.Only, strings.ToUpper(strings.TrimSpace(w)))
 		}
 	}
+	c.MountFlags = strings.Fields(os.Getenv("BENCH_MOUNT_FLAGS"))
 	if v := os.Getenv("BENCH_BANDWIDTH"); v != "" {
 		n, err := parseSize(v)
 		if err != nil {
@@ -139,6 +144,16 @@ func loadConfig() (benchConfig, error) {
 	}
 	c.OutDir = filepath.Join(c.Root, "bench-results")
 	return c, nil
+}
+
+// directIO says whether the mounts read around the page cache.
+func (c benchConfig) directIO() bool {
+	for _, f := range c.MountFlags {
+		if f == "--direct-io" {
+			return true
+		}
+	}
+	return false
 }
 
 // selected says whether workload id runs.

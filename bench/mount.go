@@ -49,6 +49,7 @@ func (r *runner) startMount(p *profile, bucket, prefix, name string) (*mount, er
 	if prefix != "" {
 		args = append(args, "--prefix", prefix)
 	}
+	args = append(args, c.MountFlags...)
 	m.cmd = exec.Command(c.Bucketfs, append(args, bucket, dir)...)
 	m.cmd.Env = append(os.Environ(), r.minio.Env()...)
 	out, err := os.OpenFile(m.LogPath+".out", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

@@ -17,10 +17,16 @@ func (r *runner) runW6(p *profile) ([]*result, error) {
 	sizes := []int64{4 * kib, mib}
 	var results []*result
 	for _, size := range sizes {
+		// Through the page cache the kernel reads ahead after a large
+		// read: up to one more GET.
+		most := 1
+		if size > 4*kib && !c.directIO() {
+			most = 2
+		}
 		results = append(results, &result{
 			Workload: "W6", Name: fmt.Sprintf("random %s reads", sizeFlagShort(size)), Profile: p.Name, Metric: metricMsRead,
 			Budget: c.ReadAhead + memoryOverhead, Per: "read",
-			checks: []func(*result) goal{getsPerReadGoal},
+			checks: []func(*result) goal{getsPerReadGoal(most)},
 		})
 	}
 	src, err := os.Open(r.src.SeqPath)
@@ -112,15 +118,21 @@ func (r *runner) randomReadsMount(p *profile, round int, sizes []int64, offsets 
 	return out, nil
 }
 
-// getsPerReadGoal: a random read costs one GET.
-func getsPerReadGoal(res *result) goal {
-	gets := res.Summary.Requests.Requests("GetObject")
-	items := 0
-	for _, s := range res.Mount {
-		items = max(items, s.Items)
+// getsPerReadGoal: a random read costs at most most GETs.
+func getsPerReadGoal(most int) func(*result) goal {
+	return func(res *result) goal {
+		gets := res.Summary.Requests.Requests("GetObject")
+		items := 0
+		for _, s := range res.Mount {
+			items = max(items, s.Items)
+		}
+		per := float64(gets) / float64(max(items, 1))
+		text := "1 GET per random read"
+		if most > 1 {
+			text = fmt.Sprintf("at most %d GETs per random read", most)
+		}
+		return goal{Text: text, Met: per <= float64(most), Actual: fmt.Sprintf("%d GETs for %d reads, %.0f KiB fetched/read", gets, items, float64(res.Summary.Requests["GetObject"].BytesDown)/float64(max(items, 1))/kib)}
 	}
-	per := float64(gets) / float64(max(items, 1))
-	return goal{Text: "1 GET per random read", Met: per <= 1.0, Actual: fmt.Sprintf("%d GETs for %d reads, %.0f KiB fetched/read", gets, items, float64(res.Summary.Requests["GetObject"].BytesDown)/float64(max(items, 1))/kib)}
 }
 
 // sizeFlagShort formats 4096 as 4KiB and 1048576 as 1MiB.
