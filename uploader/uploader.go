@@ -2,6 +2,9 @@
 // written: a multipart upload whose parts are sent in the background, or one
 // PutObject for a file smaller than a part. An upload may start from an
 // existing object (Seed), so that a completed file can be appended to.
+// Compose (compose.go) writes a whole object at once from a Layout: the
+// ranges it shares with an existing object are copied on the server, the
+// others read from a ReaderAt; it commits a file staged on local disk.
 //
 // Ownership and bounds:
 //   - An Uploader is shared by every file of a mount. It owns the memory
@@ -32,6 +35,10 @@
 //     throttling, 5xx, timeouts and resets from the same buffer.
 //   - After a permanent failure nothing is published: writes fail, Complete
 //     returns the failure and aborts what exists on S3.
+//   - Compose runs on its caller's goroutine; each of its parts runs on a
+//     goroutine of its own, started only once it holds a token of the
+//     semaphore, and Compose returns after they all ended. It reserves no
+//     part memory: the SDK reads each part from the caller's ReaderAt.
 package uploader
 
 import (
