@@ -460,10 +460,15 @@ func TestComposeCancel(t *testing.T) {
 	b.check(t, "f", old)
 }
 
-// limitedAPI counts the part requests in flight at once.
+// limitedAPI counts the part requests in flight at once. Until limit of
+// them are in flight together, each waits (up to 10 s) for the others, so
+// that the count reaches the bound however slow the machine is.
 type limitedAPI struct {
 	s3client.API
+	limit     int32
 	now, most atomic.Int32
+	full      chan struct{} // closed once limit parts were in flight together
+	once      sync.Once
 }
 
 func (a *limitedAPI) enter() func() {
@@ -474,7 +479,13 @@ func (a *limitedAPI) enter() func() {
 			break
 		}
 	}
-	time.Sleep(20 * time.Millisecond) // let the others pile up
+	if n >= a.limit {
+		a.once.Do(func() { close(a.full) })
+	}
+	select {
+	case <-a.full:
+	case <-time.After(10 * time.Second):
+	}
 	return func() { a.now.Add(-1) }
 }
 
@@ -493,7 +504,7 @@ func (a *limitedAPI) UploadPartCopy(ctx context.Context, src, etag, key, id stri
 // nothing is sent, and at most Concurrency parts are ever in flight.
 func TestComposeSharesTheConcurrencyBound(t *testing.T) {
 	fake := s3fake.New()
-	api := &limitedAPI{API: fake}
+	api := &limitedAPI{API: fake, limit: 3, full: make(chan struct{})}
 	u := newUploader(t, api, Config{PartSize: MinPartSize, MemoryLimit: 32 << 20, Concurrency: 3})
 	old := noise(113, 60<<20)
 	fake.SetObject("f", old, nil)
