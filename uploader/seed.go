@@ -120,7 +120,7 @@ func (up *Upload) seedCopy(ctx context.Context, base Base) error {
 		if err != nil {
 			return fmt.Errorf("copying bytes %d-%d into part %d: %w", r[0], r[1], i+1, err)
 		}
-		up.record(cp)
+		up.record(cp, r[1]-r[0]+1, true)
 	}
 	up.nextNumber = int32(len(ranges)) + 1
 	return nil

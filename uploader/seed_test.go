@@ -220,11 +220,47 @@ func TestSeedContinuesTheSchedule(t *testing.T) {
 	up.nextNumber = 2
 	more := randomData(76, MinPartSize+1)
 	writeAll(t, up, more, 1<<20)
-	if res, err := up.Complete(ctx); err != nil || res.Parts != 3 {
+	res, err := up.Complete(ctx)
+	if err != nil || res.Parts != 3 {
 		t.Fatalf("complete: %+v, %v", res, err)
+	}
+	if res.Copied != int64(len(base)) || res.Sent != int64(len(more)) {
+		t.Fatalf("complete: sent %d, copied %d; want %d and %d", res.Sent, res.Copied, len(more), len(base))
 	}
 	if got, _ := c.object("b"); !bytes.Equal(got, append(append([]byte(nil), base...), more...)) {
 		t.Fatal("wrong bytes")
+	}
+}
+
+// TestResultCounts: Result.Sent counts the bytes of a PutObject and of
+// the uploaded parts, a small seeded base included (it travels again);
+// Copied stays 0 without a copied base.
+func TestResultCounts(t *testing.T) {
+	c := newFakeClient()
+	u := newUploader(t, c, Config{PartSize: MinPartSize, MemoryLimit: 32 << 20})
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name      string
+		base, n   int
+		multipart bool
+	}{{"put", 0, 3, false}, {"empty", 0, 0, false}, {"multipart", 0, 2*MinPartSize + 5, true}, {"small base", 4, 7, false}} {
+		key := "counts/" + tc.name
+		up := u.Start(key, s3client.PutOptions{})
+		if tc.base > 0 {
+			b := randomData(77, tc.base)
+			if _, err := c.Put(ctx, key+".base", bytes.NewReader(b), int64(len(b)), s3client.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := up.Seed(ctx, Base{Key: key + ".base", ETag: fakeETag(b), Size: int64(len(b))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		writeAll(t, up, randomData(78, tc.n), 1<<20)
+		res, err := up.Complete(ctx)
+		want := int64(tc.base + tc.n)
+		if err != nil || res.Multipart != tc.multipart || res.Size != want || res.Sent != want || res.Copied != 0 {
+			t.Fatalf("%s: %+v, %v; want %d bytes sent", tc.name, res, err, want)
+		}
 	}
 }
 

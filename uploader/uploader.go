@@ -2,6 +2,9 @@
 // written: a multipart upload whose parts are sent in the background, or one
 // PutObject for a file smaller than a part. An upload may start from an
 // existing object (Seed), so that a completed file can be appended to.
+// Compose (compose.go) writes a whole object at once from a Layout: the
+// ranges it shares with an existing object are copied on the server, the
+// others read from a ReaderAt; it commits a file staged on local disk.
 //
 // Ownership and bounds:
 //   - An Uploader is shared by every file of a mount. It owns the memory
@@ -32,6 +35,10 @@
 //     throttling, 5xx, timeouts and resets from the same buffer.
 //   - After a permanent failure nothing is published: writes fail, Complete
 //     returns the failure and aborts what exists on S3.
+//   - Compose runs on its caller's goroutine; each of its parts runs on a
+//     goroutine of its own, started only once it holds a token of the
+//     semaphore, and Compose returns after they all ended. It reserves no
+//     part memory: the SDK reads each part from the caller's ReaderAt.
 package uploader
 
 import (
@@ -146,6 +153,10 @@ type Result struct {
 	Size      int64
 	Parts     int  // parts uploaded or copied; 0 for a PutObject
 	Multipart bool // false when one PutObject wrote the object
+	// Sent counts the bytes uploaded (PutObject, UploadPart), each once
+	// however often the SDK retried it; Copied the bytes copied on the
+	// server (UploadPartCopy). Sent+Copied is Size.
+	Sent, Copied int64
 }
 
 // Upload is one object's streaming upload.
@@ -171,6 +182,9 @@ type Upload struct {
 	parts  []s3client.CompletedPart // by part number - 1
 	err    error                    // the first permanent failure
 	done   bool                     // Complete or Abort ran
+	// sent and copiedBytes count the bytes of the recorded parts that
+	// were uploaded and copied (Result.Sent, Result.Copied).
+	sent, copiedBytes int64
 
 	running sync.WaitGroup // part uploads in flight: Add by the writer, Wait by Complete and Abort
 }
@@ -448,28 +462,39 @@ func (up *Upload) uploadPart(ctx context.Context, key, id string, part *partBuff
 		up.logError(err, "UploadPart", "part upload failed", part.number)
 		return
 	}
-	up.record(cp)
+	up.record(cp, part.size, false)
 }
 
-// record keeps a finished part for CompleteMultipartUpload.
-func (up *Upload) record(cp s3client.CompletedPart) {
+// record keeps a finished part of size bytes for CompleteMultipartUpload;
+// copied says it was copied on the server rather than uploaded.
+func (up *Upload) record(cp s3client.CompletedPart, size int64, copied bool) {
 	up.mu.Lock()
 	defer up.mu.Unlock()
 	for len(up.parts) < int(cp.Number) {
 		up.parts = append(up.parts, s3client.CompletedPart{})
 	}
 	up.parts[cp.Number-1] = cp
+	if copied {
+		up.copiedBytes += size
+	} else {
+		up.sent += size
+	}
 }
 
 func (up *Upload) logError(err error, op, msg string, part int32) {
-	f := up.fields()
+	up.u.logError(up.fields(), err, op, msg, part)
+}
+
+// logError logs a failed S3 request of op with the fields f (key,
+// upload_id), the S3 error code and request ID, and the part number if any.
+func (u *Uploader) logError(f logrus.Fields, err error, op, msg string, part int32) {
 	f["op"] = op
 	f["code"] = s3client.Code(err)
 	f["request_id"] = s3client.RequestID(err)
 	if part > 0 {
 		f["part"] = part
 	}
-	up.u.log.WithFields(f).WithError(err).Error(msg)
+	u.log.WithFields(f).WithError(err).Error(msg)
 }
 
 // Complete sends what is left and makes the object: one PutObject when no
@@ -513,7 +538,7 @@ func (up *Upload) Complete(ctx context.Context) (Result, error) {
 	}
 	up.mu.Lock()
 	parts := append([]s3client.CompletedPart(nil), up.parts...)
-	copied := up.copied
+	copied, sent, copiedBytes := up.copied, up.sent, up.copiedBytes
 	up.mu.Unlock()
 	if copied {
 		// The upload was created without a checksum algorithm: its parts
@@ -526,7 +551,7 @@ func (up *Upload) Complete(ctx context.Context) (Result, error) {
 	if errors.Is(err, s3client.ErrNoSuchUpload) {
 		// An earlier attempt may have succeeded and its answer been lost:
 		// the upload is gone then. Accept only the object we uploaded.
-		etag, err = up.verify(ctx, key, parts, err)
+		etag, err = up.u.verify(ctx, key, up.Size(), parts, err, up.fields())
 	}
 	if err != nil {
 		up.fail(err)
@@ -535,7 +560,7 @@ func (up *Upload) Complete(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	up.u.log.WithFields(up.fields()).WithFields(logrus.Fields{"op": "CompleteMultipartUpload", "parts": len(parts)}).Debug("multipart upload completed")
-	return Result{ETag: etag, Size: up.Size(), Parts: len(parts), Multipart: true}, nil
+	return Result{ETag: etag, Size: up.Size(), Parts: len(parts), Multipart: true, Sent: sent, Copied: copiedBytes}, nil
 }
 
 // put writes a file smaller than one part with one PutObject.
@@ -552,24 +577,25 @@ func (up *Upload) put(ctx context.Context, key string, opts s3client.PutOptions)
 		up.logError(err, "PutObject", "PutObject failed", 0)
 		return Result{}, err
 	}
-	return Result{ETag: etag, Size: size}, nil
+	return Result{ETag: etag, Size: size, Sent: size}, nil
 }
 
-// verify checks, after NoSuchUpload, that key holds the object made of parts:
-// its size and its multipart ETag (the MD5 of the parts' MD5s, "-N").
-func (up *Upload) verify(ctx context.Context, key string, parts []s3client.CompletedPart, cause error) (string, error) {
+// verify checks, after NoSuchUpload, that key holds the object of size
+// bytes made of parts: its size and its multipart ETag (the MD5 of the
+// parts' MD5s, "-N"). f are the upload's log fields.
+func (u *Uploader) verify(ctx context.Context, key string, size int64, parts []s3client.CompletedPart, cause error, f logrus.Fields) (string, error) {
 	want, ok := multipartETag(parts)
 	if !ok {
 		return "", cause
 	}
-	info, err := up.u.client.Head(ctx, key)
+	info, err := u.client.Head(ctx, key)
 	if err != nil {
 		return "", fmt.Errorf("%w (and the object cannot be checked: %v)", cause, err)
 	}
-	if info.Size != up.Size() || info.ETag != want {
-		return "", fmt.Errorf("%w: the object at %q (size %d, ETag %s) is not ours (size %d, ETag %s)", cause, key, info.Size, info.ETag, up.Size(), want)
+	if info.Size != size || info.ETag != want {
+		return "", fmt.Errorf("%w: the object at %q (size %d, ETag %s) is not ours (size %d, ETag %s)", cause, key, info.Size, info.ETag, size, want)
 	}
-	up.u.log.WithFields(up.fields()).Info("CompleteMultipartUpload was retried after it succeeded; the object is verified")
+	u.log.WithFields(f).Info("CompleteMultipartUpload was retried after it succeeded; the object is verified")
 	return info.ETag, nil
 }
 
