@@ -25,10 +25,21 @@ type Config struct {
 	// SpillDir is where parts too large to hold in memory are staged
 	// (empty: os.TempDir()).
 	SpillDir string
+	// SpillBound, when set, is charged the size of each spilled part before
+	// its file is created and released when the part is freed (the stage's
+	// --cache-max-size covers spills too); a refused charge fails the write
+	// taking nothing, with the bound's error.
+	SpillBound SpillBound
 	// CompleteTimeout bounds one CompleteMultipartUpload attempt (0: 15 minutes).
 	CompleteTimeout time.Duration
 	// Log receives structured logs; nil: a logger that discards.
 	Log *logrus.Logger
+}
+
+// SpillBound bounds the disk that spilled parts take.
+type SpillBound interface {
+	Charge(n int64) error
+	Release(n int64)
 }
 
 // Defaults for Config fields left zero.

@@ -24,8 +24,9 @@ type partBuffer struct {
 	reserved   int64
 	firstChunk int64 // size of the first chunk (0: chunkSize)
 	chunks     [][]byte
-	onDisk     bool     // the part is staged in spill, not in chunks
-	spill      *os.File // opened before the first byte when onDisk
+	onDisk     bool       // the part is staged in spill, not in chunks
+	spill      *os.File   // opened before the first byte when onDisk
+	bound      SpillBound // charged capacity bytes for spill; nil: none
 	limiter    *memoryLimiter
 }
 
@@ -136,6 +137,10 @@ func (b *partBuffer) release() {
 		b.spill.Close()
 		os.Remove(name)
 		b.spill = nil
+		if b.bound != nil {
+			b.bound.Release(b.capacity)
+			b.bound = nil
+		}
 	}
 	if b.reserved > 0 || b.chunks != nil {
 		b.limiter.release(b.reserved, b.chunks)

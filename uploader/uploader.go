@@ -400,11 +400,20 @@ func (up *Upload) newPart() (*partBuffer, error) {
 
 // openSpill creates the spill file of a part staged on disk.
 func (up *Upload) openSpill(b *partBuffer) error {
+	bound := up.u.cfg.SpillBound
+	if bound != nil {
+		if err := bound.Charge(b.capacity); err != nil {
+			return fmt.Errorf("spilling part %d of %q (%d bytes): %w", b.number, up.Key(), b.capacity, err)
+		}
+	}
 	f, err := os.CreateTemp(up.u.cfg.SpillDir, "bucketfs-part-*")
 	if err != nil {
+		if bound != nil {
+			bound.Release(b.capacity)
+		}
 		return fmt.Errorf("creating a spill file for part %d of %q: %w", b.number, up.Key(), err)
 	}
-	b.spill = f
+	b.spill, b.bound = f, bound
 	return nil
 }
 

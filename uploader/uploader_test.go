@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -432,5 +433,55 @@ func TestMultipartETag(t *testing.T) {
 	}
 	if _, ok := multipartETag([]s3client.CompletedPart{{ETag: `"not-an-md5"`}}); ok {
 		t.Fatal("a non-MD5 ETag was combined")
+	}
+}
+
+// spillBound is a SpillBound of max bytes that records its peak.
+type spillBound struct {
+	mu        sync.Mutex
+	max, used int64
+	peak      int64
+}
+
+func (b *spillBound) Charge(n int64) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.max {
+		return syscall.ENOSPC
+	}
+	b.used += n
+	b.peak = max(b.peak, b.used)
+	return nil
+}
+
+func (b *spillBound) Release(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	b.mu.Unlock()
+}
+
+// TestSpillBound: spilled parts are charged to the bound while they exist;
+// a part that does not fit fails its write with the bound's error, taking
+// nothing, and a retry after room was made works.
+func TestSpillBound(t *testing.T) {
+	tb := newTestBed(t)
+	bound := &spillBound{max: 4 << 20}
+	u := newUploader(t, tb.client, Config{PartSize: 8 << 20, MemoryLimit: 16 << 20, SpillDir: t.TempDir(), SpillBound: bound})
+	data := randomData(10, 12<<20)
+	up := u.Start("bounded", s3client.PutOptions{})
+	writeAll(t, up, data[:8<<20], 1<<20) // the first part, in memory
+	if n, err := up.Write(context.Background(), data[8<<20:9<<20]); !errors.Is(err, syscall.ENOSPC) || n != 0 {
+		t.Fatalf("a write needing a spill past the bound: %d, %v; want 0, ENOSPC", n, err)
+	}
+	bound.mu.Lock()
+	bound.max = 64 << 20
+	bound.mu.Unlock()
+	writeAll(t, up, data[8<<20:], 1<<20)
+	if _, err := up.Complete(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	tb.checkObject(t, "bounded", data)
+	if bound.used != 0 || bound.peak == 0 {
+		t.Fatalf("after completion %d bytes charged (peak %d); want 0 and a peak", bound.used, bound.peak)
 	}
 }
