@@ -8,6 +8,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/bucketfs/bucketfs/s3client"
+	"github.com/bucketfs/bucketfs/stage"
 	"github.com/bucketfs/bucketfs/uploader"
 )
 
@@ -29,7 +30,12 @@ type Config struct {
 	// RequestTimeout bounds the small S3 calls of a rename or unlink of a
 	// file being written (0: DefaultRequestTimeout).
 	RequestTimeout time.Duration
-	Log            *logrus.Logger
+	// Stage holds the files edited in place (appends, writes before the
+	// end, truncations, reads while writing: stage.go); nil: such edits
+	// answer ENOTSUP and a second writer waits, then EBUSY, as when only
+	// streaming was possible.
+	Stage *stage.Dir
+	Log   *logrus.Logger
 }
 
 // Defaults for Config fields left zero.

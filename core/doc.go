@@ -11,7 +11,9 @@
 // The kernel sends FLUSH on every close of every descriptor of an open file
 // (dup'd and inherited copies included) and RELEASE, without a way to
 // report an error, when the last one is gone. A Handle is one open file
-// description; it holds one write session of its File.
+// description; it holds the write session of its File, which several
+// Handles share when the file is staged (stage.go: edits in place, a
+// second writer), ending at the last one's RELEASE.
 //
 //   - The opener's close commits. A FLUSH from the process that opened the
 //     handle completes the upload when bytes were written since the last
@@ -39,17 +41,21 @@
 // # Ownership and locks
 //
 // A File is owned by the node of the filesystem layer that created it; its
-// session (the state machine of session.go) is owned by the File and
-// changed only with File.mu held. The uploader.Upload of a session is
-// driven only by the goroutine holding File.mu; its part uploads run on the
-// uploader's goroutines. Lock order, outermost first:
+// session (the state machine in file.go) is owned by the File and changed
+// only with File.mu held. The uploader.Upload of a session is driven only
+// by the goroutine holding File.mu; its part uploads run on the uploader's
+// goroutines. A staged session's stage.File is driven likewise, except
+// that a commit's parts read it concurrently (uploader.Compose) while the
+// committing goroutine holds File.mu, so no write can come between. Lock order, outermost first:
 //
 //  1. File.mu (held across the S3 calls of one file's commit, rename or
 //     unlink: they serialise per file; Stat never takes it),
 //  2. the filesystem layer's node lock (taken by the Hooks, which run with
 //     File.mu held; the filesystem layer never calls into a File while
 //     holding its node lock),
-//  3. Core.mu, then the uploader's own locks.
+//  3. the stage file's lock (stage.File.mu, never held across an S3
+//     request), then the stage directory's (stage.Dir.mu, a leaf);
+//     the uploader's own locks (never held with the stage's).
 //
 // What Stat needs (size, mtime, whether a session is open) is in atomics, so
 // ls and stat never wait for S3, however slow a close is.

@@ -15,7 +15,7 @@ import (
 // missing key only: a missing bucket or multipart upload is EIO.
 //
 // Upload outcomes do not come here: a session that failed answers EIO
-// whatever S3 said (see session.go).
+// whatever S3 said (see file.go).
 func Errno(err error) syscall.Errno {
 	var errno syscall.Errno
 	switch {

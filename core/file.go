@@ -11,6 +11,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/bucketfs/bucketfs/s3client"
+	"github.com/bucketfs/bucketfs/stage"
 	"github.com/bucketfs/bucketfs/uploader"
 )
 
@@ -25,6 +26,7 @@ type Version struct {
 type Existing struct {
 	Exists bool
 	Size   int64
+	ETag   string // the version opened: an edit in place (staged) starts from it
 }
 
 // OpenMode says how a file is opened for writing.
@@ -65,19 +67,22 @@ type File struct {
 	upload atomic.Pointer[uploader.Upload] // the session's current upload, nil when clean
 }
 
-// session is one open file description's writing: the state machine of the
-// commit rule (doc.go). Its states:
+// session is the writing of a file by its open descriptions (Handles):
+// the state machine of the commit rule (doc.go). Its states:
 //
-//	writing:   up != nil           bytes (or an owed empty object) not yet in S3
-//	clean:     up == nil, published   everything written is in S3
+//	writing:   up != nil           streaming: bytes (or an owed empty object) not yet in S3
+//	staged:    st != nil           edited in place on the stage (stage.go); changed or not
+//	clean:     up == nil, st == nil, published   everything written is in S3
 //	failed:    err != nil          sticky EIO until release; the old object is untouched
-//	orphaned:  orphaned            unlinked or replaced: writes go nowhere
+//	orphaned:  orphaned            unlinked or replaced: nothing is published any more
 //
-// A write in the clean state reopens (writing again, seeded with the
-// published bytes). Release ends every state.
+// A write at the end in the clean state reopens (writing again, seeded with
+// the published bytes); any other edit stages the file. Once staged, a file
+// stays staged until its last handle is released, which ends every state.
 type session struct {
-	opener    uint32           // the process that opened the handle; 0 when unknown
+	handles   int              // open Handles sharing the session (more than one only when staged)
 	key       string           // the file's current key
+	st        *stage.File      // the staged content; nil while streaming or clean
 	up        *uploader.Upload // the bytes since the last commit; nil when clean
 	seeded    int64            // bytes of up that are the last commit's (uploader.Upload.Seed)
 	published *Version         // what the last commit put at key; nil before the first
@@ -97,17 +102,22 @@ func (c *Core) NewFile(hooks Hooks) *File {
 
 // Handle is one open file description for writing.
 type Handle struct {
-	f *File
-	s *session
+	f      *File
+	s      *session
+	opener uint32 // the process that opened it; 0 when unknown
 }
 
 // Writing reports the size and mtime of a file while a write session is
-// open; ok is false when none is. It never waits.
+// open (mtime is zero while a staged file is unchanged); ok is false when
+// none is. It never waits.
 func (f *File) Writing() (size int64, mtime time.Time, ok bool) {
 	if !f.open.Load() {
 		return 0, time.Time{}, false
 	}
-	return f.size.Load(), time.Unix(0, f.mtime.Load()), true
+	if ns := f.mtime.Load(); ns != 0 {
+		mtime = time.Unix(0, ns)
+	}
+	return f.size.Load(), mtime, true
 }
 
 // Dirty reports whether an open session holds bytes not yet in S3. It never waits.
@@ -160,6 +170,9 @@ func (f *File) waitLocked(ctx context.Context, limit time.Duration, done func() 
 func (f *File) OpenWrite(ctx context.Context, pid uint32, key string, mode OpenMode, existing func(trunc bool) Existing) (*Handle, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if h, err := f.joinLocked(ctx, pid, mode); h != nil || err != nil {
+		return h, err
+	}
 	timedOut, err := f.waitLocked(ctx, f.c.cfg.WriterWait, func() bool { return f.s == nil })
 	if err != nil {
 		return nil, err
@@ -172,12 +185,12 @@ func (f *File) OpenWrite(ctx context.Context, pid uint32, key string, mode OpenM
 		ex = existing(mode.Truncate)
 	}
 	if !mode.Truncate && ex.Size > 0 {
-		return nil, syscall.ENOTSUP
+		return f.openStagedLocked(ctx, pid, key, ex)
 	}
-	s := &session{opener: pid, key: key, exclusive: mode.Exclusive}
+	s := &session{handles: 1, key: key, exclusive: mode.Exclusive}
 	s.owesEmpty = mode.Create || !ex.Exists || ex.Size > 0
 	s.replacing = ex.Exists && !mode.Create
-	h := &Handle{f: f, s: s}
+	h := &Handle{f: f, s: s, opener: pid}
 	f.s = s
 	f.startLocked(s)
 	f.open.Store(true)
@@ -204,14 +217,19 @@ func (f *File) OpenRead(ctx context.Context) error {
 	return nil
 }
 
-// startLocked begins the session's next upload (mu held).
-func (f *File) startLocked(s *session) {
+// optionsLocked returns the settings of the session's next upload (mu held).
+func (f *File) optionsLocked(s *session) s3client.PutOptions {
 	var opts s3client.PutOptions
 	if f.hooks.Options != nil {
 		opts = f.hooks.Options()
 	}
 	opts.IfNoneMatch = s.exclusive
-	s.up = f.c.cfg.Uploader.Start(s.key, opts)
+	return opts
+}
+
+// startLocked begins the session's next upload (mu held).
+func (f *File) startLocked(s *session) {
+	s.up = f.c.cfg.Uploader.Start(s.key, f.optionsLocked(s))
 	s.seeded = 0
 	f.upload.Store(s.up)
 	f.dirty.Store(true)
@@ -219,13 +237,19 @@ func (f *File) startLocked(s *session) {
 
 // dirtyLocked says whether s holds something S3 does not have yet (mu held).
 func (f *File) dirtyLocked(s *session) bool {
-	return s.err == nil && !s.orphaned && s.up != nil && (s.up.Size() > s.seeded || s.owesEmpty)
+	switch {
+	case s.err != nil || s.orphaned:
+		return false
+	case s.st != nil:
+		return s.owesEmpty || s.st.Changed()
+	}
+	return s.up != nil && (s.up.Size() > s.seeded || s.owesEmpty)
 }
 
 func (f *File) setDirtyLocked(s *session) { f.dirty.Store(f.dirtyLocked(s)) }
 
 func (f *File) fields(s *session) logrus.Fields {
-	return logrus.Fields{"key": s.key, "pid": s.opener}
+	return logrus.Fields{"key": s.key}
 }
 
 // failLocked fails the session (mu held): the upload is aborted, so the key
@@ -235,6 +259,10 @@ func (f *File) failLocked(ctx context.Context, s *session, op string, err error)
 		return
 	}
 	s.err = err
+	if s.st != nil {
+		s.st.Close() // the edit cannot be committed any more
+		s.st = nil
+	}
 	if s.up != nil {
 		_ = s.up.Abort(ctx) // logged by the uploader
 		s.up = nil
@@ -271,6 +299,9 @@ func (f *File) reopenLocked(ctx context.Context, s *session) error {
 // commitLocked completes the session's upload (mu held) and publishes it at
 // the file's current key.
 func (f *File) commitLocked(ctx context.Context, s *session, op string) error {
+	if s.st != nil {
+		return f.commitStagedLocked(ctx, s, op)
+	}
 	up := s.up
 	res, err := up.Complete(ctx)
 	s.up = nil
@@ -298,12 +329,20 @@ func (f *File) commitLocked(ctx context.Context, s *session, op string) error {
 // for the writes before it, then the gap is a hole of zeros; one before the
 // end answers ENOTSUP. A write after a commit reopens the object. A write
 // that could not get memory (EINTR when interrupted, ENOBUFS when the
-// upload budget stayed spent) accepts no byte and leaves the session as it
-// was, so the application may retry it; any other failure fails the session.
+// upload budget stayed spent, ENOSPC when a part to spill did not fit the
+// stage) accepts no byte and leaves the session as it was, so the
+// application may retry it; any other failure fails the session.
 func (h *Handle) Write(ctx context.Context, off int64, data []byte) (int, error) {
 	f, s := h.f, h.s
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.c.cfg.Stage != nil {
+		if done, err := f.editLocked(ctx, s, off, data); done {
+			return len(data), err
+		} else if err != nil {
+			return 0, err
+		}
+	}
 	waited := false
 	for {
 		switch {
@@ -355,7 +394,11 @@ var zeros = make([]byte, 1<<20)
 func (h *Handle) appendLocked(ctx context.Context, p []byte) error {
 	f, s := h.f, h.s
 	n, err := s.up.Write(ctx, p)
-	if err != nil && n == 0 && (errors.Is(err, uploader.ErrNoMemory) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+	if err != nil && n == 0 && (errors.Is(err, uploader.ErrNoMemory) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		if errors.Is(err, syscall.ENOSPC) {
+			f.c.log.WithFields(f.fields(s)).WithField("op", "write").Warn("no room in the stage (--cache-max-size) to spill a part; the write was refused")
+			return syscall.ENOSPC
+		}
 		if errors.Is(err, uploader.ErrNoMemory) {
 			f.c.log.WithFields(f.fields(s)).WithField("op", "write").Warn("the upload memory budget stayed spent; the write was refused")
 			return syscall.ENOBUFS
@@ -391,7 +434,14 @@ func (h *Handle) Flush(ctx context.Context, pid uint32) error {
 	switch {
 	case s.err != nil:
 		return syscall.EIO
-	case s.orphaned, s.up == nil, pid != s.opener:
+	case s.orphaned, pid != h.opener:
+		return nil
+	case s.st != nil:
+		if s.st.Changed() {
+			return f.commitLocked(ctx, s, "flush")
+		}
+		return nil
+	case s.up == nil:
 		return nil
 	case s.up.Size() > s.seeded:
 		return f.commitLocked(ctx, s, "flush")
@@ -423,6 +473,9 @@ func (h *Handle) Release(ctx context.Context) {
 	if f.s != s {
 		return
 	}
+	if s.handles--; s.handles > 0 {
+		return // another description still writes: the last release commits
+	}
 	switch {
 	case f.dirtyLocked(s):
 		if err := f.commitLocked(ctx, s, "release"); err != nil {
@@ -431,6 +484,10 @@ func (h *Handle) Release(ctx context.Context) {
 	case s.up != nil:
 		_ = s.up.Abort(ctx)
 		s.up = nil
+	}
+	if s.st != nil {
+		s.st.Close()
+		s.st = nil
 	}
 	f.s = nil
 	f.upload.Store(nil)
@@ -462,6 +519,13 @@ func (f *File) Rename(ctx context.Context, newKey string, opts s3client.CopyOpti
 	if s.orphaned {
 		s.key = newKey
 		return true, nil, nil
+	}
+	if s.st != nil && f.dirtyLocked(s) {
+		// The stage's unchanged bytes are the old object's: commit the edit
+		// under the old name, then move the object below.
+		if err := f.commitLocked(ctx, s, "rename"); err != nil {
+			return true, nil, err
+		}
 	}
 	if s.up != nil {
 		if keyErr := s.up.SetKey(newKey); keyErr != nil {
@@ -495,6 +559,9 @@ func (f *File) Rename(ctx context.Context, newKey string, opts s3client.CopyOpti
 		}
 		s.published = &Version{Key: newKey, ETag: etag, Size: p.Size}
 		moved = s.published
+		if s.st != nil {
+			s.st.Rebase(stage.Base{Key: newKey, ETag: etag, Size: p.Size})
+		}
 	case s.replacing:
 		if err := f.c.cfg.Client.Delete(rctx, s.key); err != nil {
 			return true, nil, err
@@ -511,10 +578,23 @@ func (f *File) Rename(ctx context.Context, newKey string, opts s3client.CopyOpti
 }
 
 // Detach orphans the open session of a file that was unlinked or replaced
-// by a rename: its upload is aborted, later writes are accepted and go
-// nowhere (as into an unlinked file), and no close of it will publish
-// anything. It reports whether a session was open.
+// by a rename: no close of it will publish anything. As in POSIX, its open
+// descriptors keep reading and writing the file's bytes: they are moved to
+// the stage first (all of them, before the object is deleted), when the
+// mount has one and they are still to be had (a streaming upload whose
+// parts were sent cannot be read back: its writes then go nowhere). It
+// reports whether a session was open.
 func (f *File) Detach(ctx context.Context) bool {
+	return f.orphan(ctx, true)
+}
+
+// Abandon orphans the open session as Detach does, without keeping its
+// bytes: the mount is shutting down.
+func (f *File) Abandon(ctx context.Context) bool {
+	return f.orphan(ctx, false)
+}
+
+func (f *File) orphan(ctx context.Context, keep bool) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := f.s
@@ -522,6 +602,9 @@ func (f *File) Detach(ctx context.Context) bool {
 		return false
 	}
 	if !s.orphaned {
+		if keep {
+			f.keepLocked(ctx, s)
+		}
 		s.orphaned = true
 		if s.up != nil {
 			_ = s.up.Abort(ctx)

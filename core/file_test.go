@@ -35,16 +35,19 @@ func newBed(t *testing.T, configure ...func(*uploader.Config)) *bed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := up.Close(); err != nil {
-			t.Errorf("uploader: %v", err)
-		}
-		if u := fake.Uploads(); len(u) != 0 {
-			t.Errorf("multipart uploads left behind: %v", u)
-		}
-	})
+	t.Cleanup(func() { closeBed(t, up, fake) })
 	c := core.New(core.Config{Client: fake, Uploader: up, WriterWait: 100 * time.Millisecond, OutOfOrderWait: 200 * time.Millisecond})
 	return &bed{t: t, s3: fake, up: up, core: c}
+}
+
+// closeBed closes the uploader and fails t if it left an upload behind.
+func closeBed(t *testing.T, up *uploader.Uploader, fake *s3fake.Fake) {
+	if err := up.Close(); err != nil {
+		t.Errorf("uploader: %v", err)
+	}
+	if u := fake.Uploads(); len(u) != 0 {
+		t.Errorf("multipart uploads left behind: %v", u)
+	}
 }
 
 // file is a core.File with what the filesystem layer would know of it.
