@@ -12,12 +12,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
 
 	bfs "github.com/bucketfs/bucketfs/fs"
 	"github.com/bucketfs/bucketfs/s3client"
@@ -42,6 +45,22 @@ type mount struct {
 	Log     *lockedWriter            // the mount's log
 	server  *bfs.Server
 	done    chan struct{} // closed when the mount has ended
+	conn    uint32        // the FUSE connection's number (the mount's minor device number)
+}
+
+// abortConnection ends FUSE connection conn (fusectl's abort): every request
+// on it fails at once. fusectl is mounted for it when it is not.
+func abortConnection(t testing.TB, conn uint32) {
+	const ctl = "/sys/fs/fuse/connections"
+	path := filepath.Join(ctl, strconv.FormatUint(uint64(conn), 10), "abort")
+	if _, err := os.Stat(path); err != nil {
+		if err := exec.Command("mount", "-t", "fusectl", "fusectl", ctl).Run(); err == nil {
+			defer exec.Command("umount", ctl).Run()
+		}
+	}
+	if err := os.WriteFile(path, []byte("1"), 0o200); err != nil {
+		t.Logf("aborting FUSE connection %d: %v", conn, err)
+	}
 }
 
 // mountBucket mounts bucket of srv at a fresh temporary directory and
@@ -73,7 +92,7 @@ func mountBucket(t testing.TB, srv *s3test.Server, bucket string, configure ...f
 	log := logrus.New()
 	log.SetOutput(m.Log)
 	log.SetLevel(logrus.DebugLevel)
-	cfg := bfs.Config{Client: client, Bucket: bucket, Log: log}
+	cfg := bfs.Config{Client: client, Bucket: bucket, Log: log, CacheDir: filepath.Join(t.TempDir(), "cache")}
 	for _, f := range configure {
 		f(&cfg)
 	}
@@ -82,6 +101,10 @@ func mountBucket(t testing.TB, srv *s3test.Server, bucket string, configure ...f
 		t.Fatalf("mount: %v", err)
 	}
 	m.server = server
+	var st syscall.Stat_t
+	if err := syscall.Stat(m.Dir, &st); err == nil {
+		m.conn = unix.Minor(st.Dev)
+	}
 	done := make(chan struct{})
 	m.done = done
 	go func() { server.Wait(); close(done) }()
@@ -89,6 +112,10 @@ func mountBucket(t testing.TB, srv *s3test.Server, bucket string, configure ...f
 		if err := server.Unmount(); err != nil {
 			t.Errorf("unmount: %v", err)
 			_ = exec.Command("umount", "-l", m.Dir).Run()
+			// A descriptor the failed test left open would make the
+			// process's exit wait for ever on a FLUSH this process can no
+			// longer answer: end the connection now.
+			abortConnection(t, m.conn)
 		}
 		select {
 		case <-done:

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -135,7 +136,7 @@ func TestStreamingWrites(t *testing.T) {
 }
 
 // TestWhileWriting: a file being written is listed with its current size;
-// a second writer and a reader get documented errors.
+// a second writer and a reader share it, seeing what was written.
 func TestWhileWriting(t *testing.T) {
 	requireFUSE(t)
 	srv := s3test.StartMinIO(t)
@@ -162,11 +163,28 @@ func TestWhileWriting(t *testing.T) {
 	if st := statT(t, m.Path("dir/growing")); st.Size != 6<<20 {
 		t.Fatalf("stat size while writing: %d", st.Size)
 	}
-	if _, err := os.OpenFile(m.Path("dir/growing"), os.O_WRONLY|os.O_TRUNC, 0); !errors.Is(err, syscall.EBUSY) {
-		t.Fatalf("second writer: %v, want EBUSY", err)
+	// A second writer shares the file (it is staged): its write lands in
+	// what the first one wrote, and a reader sees both, before any commit.
+	second, err := os.OpenFile(m.Path("dir/growing"), os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatalf("second writer: %v", err)
 	}
-	if _, err := os.Open(m.Path("dir/growing")); !errors.Is(err, syscall.EBUSY) {
-		t.Fatalf("reader while writing: %v, want EBUSY", err)
+	if _, err := second.WriteAt([]byte("X"), 1<<20); err != nil {
+		t.Fatalf("second writer's write: %v", err)
+	}
+	reader, err := os.Open(m.Path("dir/growing"))
+	if err != nil {
+		t.Fatalf("reader while writing: %v", err)
+	}
+	got, err := io.ReadAll(reader)
+	reader.Close()
+	want := make([]byte, 6<<20)
+	want[1<<20] = 'X'
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("reader while writing: %d bytes (want %d, X at 1 MiB: %v), %v", len(got), len(want), len(got) > 1<<20 && got[1<<20] == 'X', err)
+	}
+	if err := second.Close(); err != nil {
+		t.Fatalf("second writer's close: %v", err)
 	}
 	// fsync completes the upload: the object exists with what was written.
 	if err := f.Sync(); err != nil {
@@ -184,6 +202,10 @@ func TestWhileWriting(t *testing.T) {
 	}
 	if info, err := m.Client.Head(context.Background(), "dir/growing"); err != nil || info.Size != 6<<20+4 {
 		t.Fatalf("after close: %v, %v", info, err)
+	}
+	want = append(want, "more"...)
+	if !bytes.Equal(s3test.GetObject(t, m.Client, "dir/growing"), want) {
+		t.Fatal("the object differs from what the two writers wrote")
 	}
 }
 

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -71,6 +72,14 @@ type Config struct {
 	// Upload configures streaming writes.
 	Upload uploader.Config
 
+	// CacheDir is where files edited in place are staged (stage package),
+	// and where streaming parts too large for memory are spilled; created
+	// 0700 when missing. Empty: DefaultCacheDir.
+	CacheDir string
+	// CacheMaxSize bounds the bytes staged at once; a write that does not
+	// fit answers ENOSPC (0: DefaultCacheMaxSize).
+	CacheMaxSize int64
+
 	Log *logrus.Logger
 	// FUSEDebug logs every FUSE request (very verbose).
 	FUSEDebug bool
@@ -89,4 +98,16 @@ const (
 	DefaultReadMemory  = 256 << 20
 	// DefaultMaxRenameObjects bounds a directory rename.
 	DefaultMaxRenameObjects = 10000
+	// DefaultCacheMaxSize bounds the stage (CacheMaxSize).
+	DefaultCacheMaxSize = 10 << 30
 )
+
+// DefaultCacheDir is the stage's directory when none is given: bucketfs
+// under the user's cache directory ($XDG_CACHE_HOME, else ~/.cache), or
+// under the system's temporary directory when there is no home.
+func DefaultCacheDir() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "bucketfs")
+	}
+	return filepath.Join(os.TempDir(), "bucketfs-cache")
+}

@@ -47,7 +47,7 @@ func (s *Server) detachWriters() []string {
 	b.writersMu.Unlock()
 	keys := make([]string, 0, len(open))
 	for k, n := range open {
-		n.file.Detach(context.Background())
+		n.file.Abandon(context.Background())
 		b.removeWriter(k, n)
 		b.log.WithFields(logrus.Fields{"op": "shutdown", "key": k}).Error("the file was still open for writing at the shutdown deadline: its upload was aborted and it was not committed")
 		keys = append(keys, k)

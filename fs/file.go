@@ -149,7 +149,7 @@ func (f *fileNode) currentAttr() (a entryAttr, at time.Time, writing bool) {
 	f.mu.Unlock()
 	if writing {
 		a.size = size
-		if !a.mtimeSet {
+		if !a.mtimeSet && !mtime.IsZero() {
 			a.mtime = mtime
 		}
 	}
@@ -186,9 +186,10 @@ func (f *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.At
 }
 
 // Setattr implements gofs.NodeSetattrer.
-//   - size: truncating to the current size is a no-op; truncating a closed
-//     file to zero writes an empty object keeping its metadata; other sizes
-//     answer ENOTSUP (S3 objects cannot be cut or extended in place).
+//   - size: truncating a closed file to its size is a no-op, to zero writes
+//     an empty object keeping its metadata; any other truncation goes
+//     through the core, which stages the file (core/stage.go) and, for a
+//     truncate(2) of a closed file, commits at once.
 //   - mode, uid, gid, mtime: on a file being written they go into its upload
 //     when it has not reached S3 yet; otherwise they are pending (see
 //     fileNode.pending) and stat shows them at once.
@@ -197,12 +198,20 @@ func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 		return syscall.EROFS
 	}
 	a, _, w := f.currentAttr()
-	if sz, ok := in.GetSize(); ok && int64(sz) != a.size {
-		if sz != 0 || w {
-			return syscall.ENOTSUP
+	if sz, ok := in.GetSize(); ok && (int64(sz) != a.size || w) {
+		var err error
+		switch wh, _ := fh.(*writeHandle); {
+		case wh != nil:
+			err = wh.h.Truncate(ctx, int64(sz)) // ftruncate
+		case sz == 0 && !w:
+			if errno := f.truncateToZero(ctx); errno != 0 {
+				return errno
+			}
+		default:
+			err = f.file.Truncate(ctx, f.currentKey(), int64(sz), f.existing)
 		}
-		if errno := f.truncateToZero(ctx); errno != 0 {
-			return errno
+		if err != nil {
+			return core.Errno(err)
 		}
 	}
 	f.mu.Lock()
@@ -378,7 +387,20 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 		return nil, 0, core.Errno(err)
 	}
 	f.b.addWriter(key, f)
-	return &writeHandle{node: f, h: h}, fuse.FOPEN_DIRECT_IO, 0
+	return &writeHandle{node: f, h: h}, writeOpenFlags(flags), 0
+}
+
+// writeOpenFlags returns the open flags of a write handle. One opened
+// write-only streams with direct I/O: each write() reaches the daemon whole
+// (cp, tar, rsync, shells). One opened O_RDWR uses the page cache, write-
+// through: programs that read what they write (sqlite, git, mmap of a file
+// being written: the kernel refuses a shared mapping of a direct-I/O file)
+// get cached reads and mmap; the cache is dropped at each open.
+func writeOpenFlags(flags uint32) uint32 {
+	if flags&syscall.O_ACCMODE == syscall.O_RDWR {
+		return 0
+	}
+	return fuse.FOPEN_DIRECT_IO
 }
 
 // existing tells the core what S3 holds at the file's key as far as this
@@ -388,11 +410,21 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (gofs.FileHandle, uin
 // unless a utimes sets one, and pending attribute changes ride in it.
 func (f *fileNode) existing(trunc bool) core.Existing {
 	f.mu.Lock()
+	if !trunc && f.attr.size > 0 && f.attr.etag != "" && (!f.attr.fromHead || time.Since(f.attrAt) >= openRevalidateAfter) {
+		// An edit in place starts from this version and its commit keeps
+		// its metadata: both must be the object's own, not a listing's or
+		// an old lookup's.
+		f.mu.Unlock()
+		if _, err := f.headVersion(context.Background()); err != nil {
+			f.b.log.WithError(err).WithFields(logrus.Fields{"op": "open-write", "key": f.currentKey()}).Debug("no HEAD before an edit in place")
+		}
+		f.mu.Lock()
+	}
 	defer f.mu.Unlock()
 	if f.attr.mode == 0 {
 		f.attr.mode = syscall.S_IFREG | uint32(f.b.cfg.FileMode.Perm())
 	}
-	ex := core.Existing{Exists: f.attr.etag != "", Size: f.attr.size}
+	ex := core.Existing{Exists: f.attr.etag != "", Size: f.attr.size, ETag: f.attr.etag}
 	if trunc || ex.Size == 0 {
 		f.attr.mtimeSet = false
 		delete(f.attr.meta, metaMtime)

@@ -26,6 +26,7 @@ import (
 	"github.com/bucketfs/bucketfs/cache"
 	"github.com/bucketfs/bucketfs/core"
 	"github.com/bucketfs/bucketfs/s3client"
+	"github.com/bucketfs/bucketfs/stage"
 	"github.com/bucketfs/bucketfs/uploader"
 )
 
@@ -44,6 +45,7 @@ type bucketFS struct {
 	client s3client.API
 	up     *uploader.Uploader
 	core   *core.Core // the write semantics: sessions and commits
+	stage  *stage.Dir // where files edited in place are staged; removed at close
 	// draining is set at shutdown (Server.Drain): opens for writing and
 	// creates answer EROFS while the open files finish.
 	draining atomic.Bool
@@ -121,18 +123,32 @@ func newBucketFS(cfg Config) (*bucketFS, error) {
 	if cfg.Upload.Log == nil {
 		cfg.Upload.Log = cfg.Log
 	}
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = DefaultCacheDir()
+	}
+	if cfg.CacheMaxSize == 0 {
+		cfg.CacheMaxSize = DefaultCacheMaxSize
+	}
+	stageDir, err := stage.Open(cfg.CacheDir, cfg.CacheMaxSize, cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Upload.SpillDir, cfg.Upload.SpillBound = stageDir.Path(), stageDir
 	up, err := uploader.New(cfg.Client, cfg.Upload)
 	if err != nil {
+		stageDir.Close()
 		return nil, err
 	}
 	lookups, err := cache.NewTTL[lookupResult](100000, cfg.MetadataTTL)
 	if err != nil {
+		stageDir.Close()
 		return nil, err
 	}
 	var blockCache *cache.Blocks
 	if cfg.CacheMemory > 0 {
 		if blockCache, err = cache.NewBlocks(cfg.CacheMemory, readBlockSize); err != nil {
 			lookups.Close()
+			stageDir.Close()
 			return nil, err
 		}
 	}
@@ -149,7 +165,8 @@ func newBucketFS(cfg Config) (*bucketFS, error) {
 		writers:    map[string]*fileNode{},
 		pending:    map[pendingApplier]struct{}{},
 	}
-	b.core = core.New(core.Config{Client: cfg.Client, Uploader: up, Copy: b.copyObject, Log: cfg.Log})
+	b.stage = stageDir
+	b.core = core.New(core.Config{Client: cfg.Client, Uploader: up, Copy: b.copyObject, Stage: stageDir, Log: cfg.Log})
 	return b, nil
 }
 
@@ -161,6 +178,9 @@ func (b *bucketFS) close() {
 	}
 	if err := b.up.Close(); err != nil {
 		b.log.WithError(err).Warn("closing the uploader")
+	}
+	if err := b.stage.Close(); err != nil {
+		b.log.WithError(err).Warn("removing the stage directory")
 	}
 }
 

@@ -57,7 +57,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	d.b.addWriter(key, fn)
 	fn.fillEntry(out)
 	ch := d.NewInode(ctx, fn, gofs.StableAttr{Mode: syscall.S_IFREG})
-	return ch, &writeHandle{node: fn, h: h}, fuse.FOPEN_DIRECT_IO, 0
+	return ch, &writeHandle{node: fn, h: h}, writeOpenFlags(flags), 0
 }
 
 // Unlink implements gofs.NodeUnlinker with one DeleteObject.

@@ -58,17 +58,20 @@ type readHandle struct {
 	// (none when etag is empty), and reads end at size.
 	etag      string
 	size      int64
-	delivered bool         // a read has returned bytes: the version may no longer change
-	pageCache bool         // its bytes go to the kernel's page cache, shared by every open of the file (see pageCacheOpen)
-	repinned  int          // times the handle moved to a newer version before delivering a byte
-	changed   bool         // the object changed after bytes were delivered: every read answers EIO
-	blocks    []*readBlock // consecutive blocks, in flight or done, ascending
-	nextFetch int64        // where the next prefetched block starts
-	window    int          // blocks to keep ahead of the reader
-	lastEnd   int64        // end of the last read served, to tell sequential access
-	runStart  int64        // where the current run of contiguous reads began
-	runLen    int64        // length of the last finished run: what a random read fetches
-	held      int          // full-size blocks held from the budget (fairShare)
+	delivered bool // a read has returned bytes: the version may no longer change
+	pageCache bool // its bytes go to the kernel's page cache, shared by every open of the file (see pageCacheOpen)
+	repinned  int  // times the handle moved to a newer version before delivering a byte
+	changed   bool // the object changed after bytes were delivered: every read answers EIO
+	// viaSession says the last read was served by the file's write
+	// session: when it has ended, the handle moves to what it committed.
+	viaSession bool
+	blocks     []*readBlock // consecutive blocks, in flight or done, ascending
+	nextFetch  int64        // where the next prefetched block starts
+	window     int          // blocks to keep ahead of the reader
+	lastEnd    int64        // end of the last read served, to tell sequential access
+	runStart   int64        // where the current run of contiguous reads began
+	runLen     int64        // length of the last finished run: what a random read fetches
+	held       int          // full-size blocks held from the budget (fairShare)
 }
 
 var (
@@ -121,6 +124,31 @@ const maxRepins = 2
 func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.node != nil {
+		// While the file is open for writing on this mount, every
+		// description reads what was written (core.File.ReadAt); after it,
+		// the version its last commit left.
+		n, ok, err := h.node.file.ReadAt(ctx, dest, off)
+		if ok {
+			if err != nil {
+				return nil, core.Errno(err)
+			}
+			h.viaSession = true
+			return fuse.ReadResultData(dest[:n]), 0
+		}
+		if h.viaSession {
+			h.viaSession = false
+			a, _, _ := h.node.currentAttr()
+			h.dropAll()
+			h.window = 0
+			h.etag, h.size = a.etag, a.size
+			if h.pageCache {
+				// The pages the session's reads filled are the bytes
+				// it committed: they are of this version.
+				h.node.adoptPageCache(a.etag)
+			}
+		}
+	}
 	for {
 		if h.changed {
 			return nil, syscall.EIO
@@ -505,10 +533,14 @@ type objectVersion struct {
 // across opens while the version is the one it holds (pageCacheOpen).
 // With DirectIO every read() reaches the handle whole, up to 1 MiB.
 func (f *fileNode) openRead(ctx context.Context) (gofs.FileHandle, uint32, syscall.Errno) {
-	if err := f.file.OpenRead(ctx); err != nil {
-		return nil, 0, core.Errno(err)
+	a, at, writing := f.currentAttr()
+	if writing {
+		// Read through the write session (readHandle.Read): what the
+		// writers wrote, committed or not.
+		h := newReadHandle(f.b, f.currentKey(), a.size)
+		h.node, h.etag = f, a.etag
+		return h, fuse.FOPEN_DIRECT_IO, 0
 	}
-	a, at, _ := f.currentAttr()
 	v := objectVersion{etag: a.etag, size: a.size}
 	if v.etag == "" || time.Since(at) >= min(openRevalidateAfter, f.b.cfg.MetadataTTL) {
 		var err error
@@ -550,6 +582,14 @@ func (f *fileNode) pageCacheOpen(v objectVersion) uint32 {
 		f.NotifyContent(-1, 0)
 	}
 	return 0
+}
+
+// adoptPageCache says the page cache holds version etag: pages read
+// through a write session that committed it.
+func (f *fileNode) adoptPageCache(etag string) {
+	f.mu.Lock()
+	f.cached = etag
+	f.mu.Unlock()
 }
 
 // pageCacheHolds says whether pages of version etag may go to the page

@@ -43,10 +43,14 @@ func (w *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32
 	return uint32(n), core.Errno(err)
 }
 
-// Read implements gofs.FileReader: a file's bytes cannot be read back
-// through a write handle while its upload streams (SEMANTICS.md).
+// Read implements gofs.FileReader: the file as written, committed or not
+// (a streaming file is staged for it: core/stage.go).
 func (w *writeHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	return nil, syscall.ENOTSUP
+	n, err := w.h.ReadAt(ctx, dest, off)
+	if err != nil {
+		return nil, core.Errno(err)
+	}
+	return fuse.ReadResultData(dest[:n]), 0
 }
 
 // Getattr implements gofs.FileGetattrer: the size written so far.

@@ -52,6 +52,8 @@ type options struct {
 	readAhead         int64
 	readMemory        int64
 	cacheMemory       int64
+	cacheDir          string // stage directory (--cache-dir); "" for the default
+	cacheMaxSize      int64  // bound on the stage (--cache-max-size)
 	directIO          bool
 	maxRenameObjects  int
 	debugFUSE         bool
@@ -154,6 +156,10 @@ func newMountFlags(o *options) *commandLine {
 		usage: "read around the kernel's page cache: nothing is kept between opens (re-reads GET again unless --cache-memory) and no random read costs more than one GET; by default the page cache keeps an unchanged file's data across opens"})
 
 	g = c.group("Writing")
+	g.add(&flagSpec{name: "cache-dir", arg: "DIR", def: "$XDG_CACHE_HOME/bucketfs or ~/.cache/bucketfs", value: stringValue{&o.cacheDir},
+		usage: "where files edited in place (appends, writes inside a file, truncations, reads while writing) are staged, holding only the ranges written or read; created 0700"})
+	g.add(&flagSpec{name: "cache-max-size", arg: "SIZE", def: "10GiB", value: sizeValue{&o.cacheMaxSize},
+		usage: "bound on the bytes staged in --cache-dir at once; a write that does not fit fails with ENOSPC"})
 	g.add(&flagSpec{name: "part-size", arg: "SIZE", def: formatSize(uploader.DefaultPartSize), value: sizeValue{&o.partSize},
 		usage: "first part size of multipart uploads, 5MiB to 5GiB; later parts grow"})
 	g.add(&flagSpec{name: "upload-memory", arg: "SIZE", def: formatSize(uploader.DefaultMemoryLimit), value: sizeValue{&o.uploadMemory},

@@ -179,6 +179,7 @@ func TestEveryFlagIsAMountOption(t *testing.T) {
 		"uid": "7", "gid": "8", "file-mode": "0600", "dir-mode": "0700", "log-level": "debug", "log-file": "/tmp/x.log",
 		"shutdown-timeout": "7s", "part-size": "16MiB", "upload-memory": "1GiB", "upload-memory-wait": "1m",
 		"upload-concurrency": "3", "metadata-ttl": "9s", "negative-ttl": "2s", "read-ahead": "2MiB", "read-memory": "64MiB", "cache-memory": "1GiB", "max-rename-objects": "5",
+		"cache-dir": "/var/cache/b", "cache-max-size": "2GiB",
 		"max-retries": "2", "request-timeout": "5s",
 		"ca-bundle": "/etc/ssl/private-ca.pem", "sse": "aws:kms", "sse-kms-key-id": "alias/k", "storage-class": "STANDARD_IA", "checksum": "none",
 		"log-format": "json", "metrics-addr": "127.0.0.1:9100",

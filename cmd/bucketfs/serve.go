@@ -79,6 +79,8 @@ func mountConfig(o *options, client s3client.API, log *logrus.Logger) bfs.Config
 		ReadAhead:        o.readAhead,
 		ReadMemory:       o.readMemory,
 		CacheMemory:      o.cacheMemory,
+		CacheDir:         o.cacheDir,
+		CacheMaxSize:     o.cacheMaxSize,
 		DirectIO:         o.directIO,
 		MaxRenameObjects: o.maxRenameObjects,
 		Upload: uploader.Config{
