@@ -72,6 +72,11 @@ type readHandle struct {
 	runStart   int64        // where the current run of contiguous reads began
 	runLen     int64        // length of the last finished run: what a random read fetches
 	held       int          // full-size blocks held from the budget (fairShare)
+	// The last failed read (not a changed version, not an interrupt):
+	// recentFailure repeats its errno for reads of the same bytes.
+	failOff, failEnd int64
+	failAt           time.Time
+	failErrno        syscall.Errno
 }
 
 var (
@@ -116,6 +121,21 @@ func (h *readHandle) maxWindow() int {
 	return w
 }
 
+// failureRepeat is how long a failed read's error answers the reads of
+// the same bytes again at once: through the page cache, the kernel follows
+// a failed read-ahead with a read of the same page, which would otherwise
+// wait for S3 as long again (an outage would take twice its bound).
+const failureRepeat = 2 * time.Second
+
+// recentFailure says whether bytes [off, off+n) failed to read within
+// failureRepeat, and with which errno (h.mu held).
+func (h *readHandle) recentFailure(off, n int64) (syscall.Errno, bool) {
+	if h.failErrno == 0 || time.Since(h.failAt) >= failureRepeat || off >= h.failEnd || off+n <= h.failOff {
+		return 0, false
+	}
+	return h.failErrno, true
+}
+
 // maxRepins bounds how often a handle that has handed out nothing moves to
 // a newer version (an object rewritten again and again while opened).
 const maxRepins = 2
@@ -149,6 +169,9 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 			}
 		}
 	}
+	if errno, ok := h.recentFailure(off, int64(len(dest))); ok {
+		return nil, errno
+	}
 	for {
 		if h.changed {
 			return nil, syscall.EIO
@@ -166,7 +189,11 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 			return fuse.ReadResultData(dest[:n]), 0
 		}
 		if !errors.Is(err, s3client.ErrPreconditionFailed) {
-			return nil, core.Errno(err)
+			errno := core.Errno(err)
+			if errno != syscall.EINTR {
+				h.failOff, h.failEnd, h.failAt, h.failErrno = off, off+int64(len(dest)), time.Now(), errno
+			}
+			return nil, errno
 		}
 		// With the page cache a handle never moves: pages it filled may
 		// be read by any open, and the kernel bounds reads by the size it
