@@ -282,7 +282,7 @@ func (x *fsxRun) openFlag(flag int) error {
 	}
 	d.f = f
 	x.fds = append(x.fds, d)
-	return nil
+	return x.checkSize(d)
 }
 
 // pick returns a random open descriptor that ok accepts, opening one with

@@ -140,6 +140,27 @@ func (m *stagedMount) Counts() s3proxy.Counts {
 	return m.Proxy.Snapshot()
 }
 
+// settle waits until the daemon has sent no request for a moment (at most
+// 10 s), so that counts taken after a command include what it caused
+// after it exited: a commit at the last release, which the kernel sends
+// after close returned.
+func (m *stagedMount) settle(t *testing.T) {
+	t.Helper()
+	if m.local() {
+		return
+	}
+	const quiet = 500 * time.Millisecond
+	last, lastChange := m.Counts().Total(), time.Now()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if now := m.Counts().Total(); now != last {
+			last, lastChange = now, time.Now()
+		} else if time.Since(lastChange) >= quiet {
+			return
+		}
+	}
+	t.Logf("the daemon was still sending requests 10 s after the command ended")
+}
+
 // object reads key directly from S3.
 func (m *stagedMount) object(t testing.TB, key string) []byte {
 	t.Helper()

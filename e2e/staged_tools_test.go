@@ -292,8 +292,10 @@ func testStagedDDNotrunc(t *testing.T, srv *s3test.Server) {
 	local := m.runSteps(t, localDir, stepLimit, env, append(write, rewrite...))
 	stop := m.watchdog(t, 4*stepLimit, "dd conv=notrunc")
 	mounted := m.runSteps(t, m.Dir, stepLimit, env, write)
+	m.settle(t)
 	before := m.Counts()
 	mounted = append(mounted, m.runSteps(t, m.Dir, stepLimit, env, rewrite)...)
+	m.settle(t)
 	stop()
 	compareSteps(t, "dd conv=notrunc", local, mounted)
 	if m.local() {
@@ -342,8 +344,10 @@ func testStagedAppend(t *testing.T, srv *s3test.Server) {
 	stop := m.watchdog(t, 4*stepLimit, "appends to a 1 GiB object")
 	var mounted []stepResult
 	for _, s := range steps {
+		m.settle(t)
 		before := m.Counts()
 		mounted = append(mounted, m.runSteps(t, m.Dir, stepLimit, env, []toolStep{s})...)
+		m.settle(t)
 		cost := m.Counts().Sub(before)
 		if s.same {
 			continue
