@@ -319,7 +319,7 @@ func testStagedAppend(t *testing.T, srv *s3test.Server) {
 	requireTools(t, "cat", "stat")
 	m := newStagedMount(t, srv)
 	const size = 1 << 30
-	tailSeed := randomBytes(1030, 16<<20) // the object's last 16 MiB
+	tailSeed := randomBytes(1030, 8<<20) // the object's last 8 MiB
 	tmp := t.TempDir()
 	add := filepath.Join(tmp, "append1M")
 	writeFile(t, add, randomBytes(1031, 1<<20))
@@ -398,12 +398,13 @@ func makeSparseTail(t *testing.T, path string, size int64, tail []byte) {
 }
 
 // putLargeObject makes key an object of size bytes, zeros but for tail at
-// its end, on the server: parts copied from two 16 MiB objects.
+// its end, on the server: 8 MiB parts (bucketfs's own first part size)
+// copied from two 8 MiB objects.
 func putLargeObject(t *testing.T, c *s3client.Client, key string, size int64, tail []byte) {
 	t.Helper()
-	const piece = 16 << 20
+	const piece = 8 << 20
 	if size%piece != 0 || len(tail) != piece {
-		t.Fatalf("putLargeObject: size %d and tail %d must be multiples of 16 MiB", size, len(tail))
+		t.Fatalf("putLargeObject: size %d must be a multiple of 8 MiB, and tail 8 MiB (not %d)", size, len(tail))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -788,6 +789,7 @@ func testStagedFileBasics(t *testing.T, m *stagedMount) {
 	t.Run("unlink while open", func(t *testing.T) {
 		const name = "victim.bin"
 		b.put(t, name, randomBytes(501, 2<<20))
+		m.settle(t)
 		before := m.Counts()
 		f := b.open(t, name, os.O_RDWR)
 		if err := os.Remove(m.Path(name)); err != nil {
