@@ -348,6 +348,8 @@ func (m *stagedMount) watchdog(t *testing.T, limit time.Duration, what string) (
 		fired.Store(true)
 		forceUnmount(t, m.Dir)
 	})
+	// A test that failed before it called stop ends the watch too.
+	t.Cleanup(func() { timer.Stop() })
 	return func() {
 		t.Helper()
 		timer.Stop()
