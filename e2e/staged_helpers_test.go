@@ -337,24 +337,34 @@ func diskUsage(dir string) int64 {
 
 // watchdog bounds the Go system calls a test makes on m: past limit it
 // aborts the mount's FUSE connection, so that every call stuck on it fails
-// at once, and the test fails as hung when it calls the returned stop.
+// at once, and the test fails as hung when it calls the returned stop (or
+// at its end, when it failed before calling it).
 func (m *stagedMount) watchdog(t *testing.T, limit time.Duration, what string) (stop func()) {
 	t.Helper()
 	if m.local() {
 		return func() {}
 	}
-	var fired atomic.Bool
+	fired := make(chan string, 1) // what the abort did, once it is done
 	timer := time.AfterFunc(limit, func() {
-		fired.Store(true)
-		forceUnmount(t, m.Dir)
+		errForce := syscall.Unmount(m.Dir, syscall.MNT_FORCE)
+		errDetach := syscall.Unmount(m.Dir, syscall.MNT_DETACH)
+		fired <- fmt.Sprintf("force: %v, detach: %v", errForce, errDetach)
 	})
-	// A test that failed before it called stop ends the watch too.
-	t.Cleanup(func() { timer.Stop() })
+	var once sync.Once
+	check := func() {
+		once.Do(func() {
+			if timer.Stop() {
+				return
+			}
+			t.Errorf("%s hung: not done within %v, so the watchdog aborted and detached the mount (%s)", what, limit, <-fired)
+		})
+	}
+	t.Cleanup(check)
 	return func() {
 		t.Helper()
-		timer.Stop()
-		if fired.Load() {
-			t.Fatalf("%s hung: not done within %v, so the mount was aborted", what, limit)
+		check()
+		if t.Failed() {
+			t.FailNow()
 		}
 	}
 }
