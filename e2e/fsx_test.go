@@ -690,10 +690,7 @@ func (x *fsxRun) compare(what string, off int64, got, want []byte) error {
 	if len(got) != len(want) {
 		return fmt.Errorf("%s: %d bytes, want %d (file size %d in the model)", what, len(got), len(want), len(x.model))
 	}
-	i := 0
-	for got[i] == want[i] {
-		i++
-	}
+	i := firstDifference(got, want)
 	j := min(i+16, len(got))
 	return fmt.Errorf("%s: first difference at file offset %d: got % x, want % x", what, off+int64(i), got[i:j], want[i:j])
 }

@@ -1,17 +1,14 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io/fs"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -178,55 +175,24 @@ func (m *stagedMount) figures(t *testing.T) string {
 	if m.local() {
 		return "plain directory"
 	}
-	var parts []string
-	if hwm := procStatusField(m.daemon.cmd.Process.Pid, "VmHWM"); hwm != "" {
-		parts = append(parts, "daemon peak RSS "+hwm)
-	}
+	parts := []string{"daemon peak RSS " + mib(peakRSS(t, m.daemon.cmd.Process.Pid))}
 	if m.stage != nil {
 		parts = append(parts, fmt.Sprintf("stage peak %s on disk (sampled every %v)", mib(m.stage.peak.Load()), stageSampleEvery))
 	} else {
 		parts = append(parts, "no --cache-dir in this binary")
 	}
-	if metrics, err := scrapeQuiet(m.metricsAddr); err == nil {
-		var names []string
-		for k := range metrics {
-			if strings.Contains(k, "stage") || strings.Contains(k, "cache_dir") || strings.Contains(k, "staged") {
-				names = append(names, k)
-			}
+	metrics := scrape(t, m.metricsAddr)
+	var names []string
+	for k := range metrics {
+		if strings.Contains(k, "stage") || strings.Contains(k, "cache_dir") {
+			names = append(names, k)
 		}
-		sort.Strings(names)
-		for _, k := range names {
-			parts = append(parts, fmt.Sprintf("%s=%g", k, metrics[k]))
-		}
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		parts = append(parts, fmt.Sprintf("%s=%g", k, metrics[k]))
 	}
 	return strings.Join(parts, "; ")
-}
-
-// scrapeQuiet reads /metrics at addr as scrape does, returning an error
-// instead of failing the test.
-func scrapeQuiet(addr string) (map[string]float64, error) {
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out, sc.Err()
 }
 
 // mib formats a byte count.
@@ -251,20 +217,6 @@ func describeCounts(c s3proxy.Counts) string {
 	}
 	tot := c.Total()
 	return fmt.Sprintf("%d requests, %s up, %s down: %s", tot.Requests, mib(tot.BytesUp), mib(tot.BytesDown), strings.Join(parts, ", "))
-}
-
-// procStatusField reads one field of /proc/PID/status ("" when gone).
-func procStatusField(pid int, field string) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return ""
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
 }
 
 var (
@@ -430,6 +382,8 @@ func (m *stagedMount) kind(dir string) string {
 // deadline. Past it the group is killed; a process SIGKILL cannot end is
 // stuck on the mount, which is then aborted (only when dir is on it) and
 // the test fails as hung. Processes the script left behind are killed.
+// (startShell rescues a stuck script by aborting whatever mount its
+// directory is on, which for a local directory is not the test's own.)
 func (m *stagedMount) sh(t *testing.T, dir string, limit time.Duration, env []string, script string) (stepResult, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
@@ -508,15 +462,6 @@ func ratio(a, b time.Duration) float64 {
 		return 0
 	}
 	return float64(a) / float64(b)
-}
-
-// treeSums describes a tree for comparison: names, types, permission
-// bits, link targets, and the sizes and checksums of files.
-func treeSums(t testing.TB, root string) []string {
-	t.Helper()
-	return walkTree(t, root, func(p string, info os.FileInfo) string {
-		return fmt.Sprintf(" size=%d sha=%s", info.Size(), shaFile(t, p)[:16])
-	})
 }
 
 // writeFile writes data at path, failing the test on error.

@@ -501,8 +501,7 @@ func testStagedBorg(t *testing.T, srv *s3test.Server) {
 	requireTools(t, "borg")
 	m := newStagedMount(t, srv)
 	src := backupSource(t)
-	want := treeSums(t, src)
-	run := func(dir string) []stepResult {
+	run := func(dir string) ([]stepResult, string) {
 		base, extract := t.TempDir(), t.TempDir()
 		env := []string{
 			"HOME=" + base, "BORG_BASE_DIR=" + base, "BORG_REPO=" + filepath.Join(dir, "borg"),
@@ -523,17 +522,18 @@ func testStagedBorg(t *testing.T, srv *s3test.Server) {
 			// borg says so and goes on.
 			steps[i].ignore = "hardlinks not supported"
 		}
-		res := m.runSteps(t, dir, stepLimit, env, steps)
-		compareTreesAs(t, "borg extract from a repository "+m.kind(dir), want, treeSums(t, filepath.Join(extract, "src")))
-		return res
+		return m.runSteps(t, dir, stepLimit, env, steps), filepath.Join(extract, "src")
 	}
-	local := run(t.TempDir())
+	local, localOut := run(t.TempDir())
 	before := m.Counts()
 	stop := m.watchdog(t, 7*stepLimit, "borg")
-	mounted := run(m.Dir)
+	mounted, mountedOut := run(m.Dir)
 	stop()
 	compareSteps(t, "borg", local, mounted)
 	t.Logf("borg: S3 %s; %s", describeCounts(m.Counts().Sub(before)), m.figures(t))
+	want := modelState(t, src)
+	compareTrees(t, want, modelState(t, localOut))
+	compareTrees(t, want, modelState(t, mountedOut))
 }
 
 // testStagedRestic: a restic repository on the mount: init, backup, check
@@ -543,38 +543,30 @@ func testStagedRestic(t *testing.T, srv *s3test.Server) {
 	requireTools(t, "restic")
 	m := newStagedMount(t, srv)
 	src := backupSource(t)
-	want := treeSums(t, src)
-	run := func(dir string) []stepResult {
+	run := func(dir string) ([]stepResult, string) {
 		home, restore := t.TempDir(), t.TempDir()
 		env := []string{
 			"HOME=" + home, "RESTIC_CACHE_DIR=" + filepath.Join(home, "cache"), "RESTIC_PASSWORD=bucketfs-e2e",
 			"RESTIC_REPOSITORY=" + filepath.Join(dir, "restic"), "SRCPARENT=" + filepath.Dir(src), "RESTORE=" + restore,
 		}
-		res := m.runSteps(t, dir, stepLimit, env, []toolStep{
+		return m.runSteps(t, dir, stepLimit, env, []toolStep{
 			{name: "restic init", script: `restic init -q`},
 			{name: "restic backup", script: `cd "$SRCPARENT" && restic backup -q src`},
 			{name: "restic check", script: `restic check -q --read-data`},
 			{name: "restic ls", script: `restic ls -q latest`, same: true},
 			{name: "restic restore", script: `restic restore -q latest --target "$RESTORE"`},
-		})
-		compareTreesAs(t, "restic restore from a repository "+m.kind(dir), want, treeSums(t, filepath.Join(restore, "src")))
-		return res
+		}), filepath.Join(restore, "src")
 	}
-	local := run(t.TempDir())
+	local, localOut := run(t.TempDir())
 	before := m.Counts()
 	stop := m.watchdog(t, 6*stepLimit, "restic")
-	mounted := run(m.Dir)
+	mounted, mountedOut := run(m.Dir)
 	stop()
 	compareSteps(t, "restic", local, mounted)
 	t.Logf("restic: S3 %s; %s", describeCounts(m.Counts().Sub(before)), m.figures(t))
-}
-
-// compareTreesAs fails the test when two tree descriptions differ.
-func compareTreesAs(t *testing.T, what string, want, got []string) {
-	t.Helper()
-	if strings.Join(want, "\n") != strings.Join(got, "\n") {
-		t.Errorf("%s: the tree differs from the source:\nsource:\n%s\ngot:\n%s", what, strings.Join(want, "\n"), strings.Join(got, "\n"))
-	}
+	want := modelState(t, src)
+	compareTrees(t, want, modelState(t, localOut))
+	compareTrees(t, want, modelState(t, mountedOut))
 }
 
 // TestStagedFileBasics: what a program does with system calls to a file
