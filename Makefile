@@ -40,7 +40,8 @@ bin/minio:
 ## deps: the system tools the tests drive, installed with apt when missing
 deps:
 	@missing=""; \
-	for pair in fusermount3:fuse3 rsync:rsync tar:tar diff:diffutils dd:coreutils; do \
+	for pair in fusermount3:fuse3 rsync:rsync tar:tar diff:diffutils dd:coreutils \
+		git:git sqlite3:sqlite3 borg:borgbackup restic:restic; do \
 		command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair#*:}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
