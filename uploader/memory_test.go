@@ -382,17 +382,21 @@ func (c *slowPartClient) UploadPart(ctx context.Context, key, uploadID string, n
 // behind slow part uploads, far longer in total than MemoryWait, never gets
 // ErrNoMemory: every finished part restarts the wait.
 func TestSlowUploadsNeverRunOutOfPatience(t *testing.T) {
-	c := &slowPartClient{fakeClient: newFakeClient(), delay: 150 * time.Millisecond}
-	u := newUploader(t, c, Config{PartSize: MinPartSize, MemoryLimit: 4 * MinPartSize, MemoryWait: 400 * time.Millisecond, Concurrency: 4})
-	data := randomData(53, 12*MinPartSize)
+	// Each part takes 500ms, one at a time; the writer, 4 parts ahead,
+	// waits about 2s in all for memory, longer than its 1.2s patience,
+	// while every wait between two releases is far shorter than it (the
+	// margin absorbs a loaded machine's slowness under -race).
+	c := &slowPartClient{fakeClient: newFakeClient(), delay: 500 * time.Millisecond}
+	u := newUploader(t, c, Config{PartSize: MinPartSize, MemoryLimit: 4 * MinPartSize, MemoryWait: 1200 * time.Millisecond, Concurrency: 4})
+	data := randomData(53, 8*MinPartSize)
 	up := u.Start("slow", s3client.PutOptions{})
 	start := time.Now()
 	writeAll(t, up, data, 1<<20)
 	if _, err := up.Complete(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(start); took < 8*150*time.Millisecond {
-		t.Fatalf("12 parts at 150ms each, 4 at a time in memory, took only %v: the writer never waited", took)
+	if took := time.Since(start); took < 4*500*time.Millisecond {
+		t.Fatalf("8 parts at 500ms each, 4 at a time in memory, took only %v: the writer never waited", took)
 	}
 	if got, _ := c.object("slow"); !bytes.Equal(got, data) {
 		t.Fatalf("object: %d bytes, want %d", len(got), len(data))
