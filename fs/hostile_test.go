@@ -172,7 +172,8 @@ func TestReadTrickle(t *testing.T) {
 }
 
 // TestReaddirTrickle: a listing whose answer arrives byte by byte fails the
-// readdir with EIO (never EINTR) within the request timeout, logged.
+// readdir, and a lookup, with EIO (never EINTR) within the request
+// timeout, logged.
 func TestReaddirTrickle(t *testing.T) {
 	b, ft, log, _ := hostileFS(t)
 	ft.Add(s3test.Rule{Op: "ListObjectsV2", Fault: s3test.Fault{Trickle: 2 * time.Millisecond}})
@@ -192,6 +193,16 @@ func TestReaddirTrickle(t *testing.T) {
 	}
 	if !strings.Contains(log.String(), "listing failed") {
 		t.Errorf("the failure was not logged:\n%s", log.String())
+	}
+	// A lookup asks for a listing too: its failure is EIO, and logged.
+	start = time.Now()
+	_, errno = testDir(b, "").resolve(context.Background(), "dir")
+	took = time.Since(start)
+	if errno != syscall.EIO || took > hostileTimeout+time.Second {
+		t.Errorf("lookup during a trickled listing: errno %v after %s; want EIO within the request timeout", errno, took)
+	}
+	if !strings.Contains(log.String(), "lookup failed") {
+		t.Errorf("the failed lookup was not logged:\n%s", log.String())
 	}
 	ft.Clear()
 	h, errno = opendir(t, testDir(b, "dir/"))
