@@ -41,6 +41,9 @@ type benchConfig struct {
 	Rounds   int              `json:"rounds"`
 	Profiles []latencyProfile `json:"profiles"`
 	Only     []string         `json:"only,omitempty"` // workload IDs to run; empty: all
+	// Metrics adds, to W1 and W3, runs on a mount with --metrics-addr
+	// (BENCH_METRICS=1), reported against the plain mount (metrics.go).
+	Metrics bool `json:"metrics,omitempty"`
 
 	// The mount's settings, passed explicitly to bucketfs and to the ceiling.
 	PartSize          int64         `json:"part_size"`
@@ -72,7 +75,8 @@ type benchConfig struct {
 // loadConfig builds the run's settings: full size, or QUICK=1's short run.
 // BENCH_ROUNDS, BENCH_ONLY (e.g. W1,W4), BENCH_BANDWIDTH (the 20 ms
 // profile's per-connection cap, e.g. 64MiB) and BENCH_MOUNT_FLAGS (more
-// bucketfs flags, e.g. --direct-io) override the defaults.
+// bucketfs flags, e.g. --direct-io) override the defaults;
+// BENCH_METRICS=1 measures --metrics-addr on W1 and W3.
 func loadConfig() (benchConfig, error) {
 	c := benchConfig{
 		Quick:             os.Getenv("QUICK") != "" && os.Getenv("QUICK") != "0",
@@ -116,6 +120,9 @@ func loadConfig() (benchConfig, error) {
 		}
 	}
 	c.MountFlags = strings.Fields(os.Getenv("BENCH_MOUNT_FLAGS"))
+	if v := os.Getenv("BENCH_METRICS"); v != "" && v != "0" {
+		c.Metrics = true
+	}
 	if v := os.Getenv("BENCH_BANDWIDTH"); v != "" {
 		n, err := parseSize(v)
 		if err != nil {

@@ -25,9 +25,9 @@ type mount struct {
 }
 
 // startMount runs bin/bucketfs -f for bucket (optionally under prefix)
-// through the profile's proxy, with the run's upload and read settings, and
-// returns once the kernel shows the mount.
-func (r *runner) startMount(p *profile, bucket, prefix, name string) (*mount, error) {
+// through the profile's proxy, with the run's upload and read settings and
+// any extra flags, and returns once the kernel shows the mount.
+func (r *runner) startMount(p *profile, bucket, prefix, name string, extra ...string) (*mount, error) {
 	dir := filepath.Join(r.work, "mnt", name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating mountpoint: %w", err)
@@ -50,6 +50,7 @@ func (r *runner) startMount(p *profile, bucket, prefix, name string) (*mount, er
 		args = append(args, "--prefix", prefix)
 	}
 	args = append(args, c.MountFlags...)
+	args = append(args, extra...)
 	m.cmd = exec.Command(c.Bucketfs, append(args, bucket, dir)...)
 	m.cmd.Env = append(os.Environ(), r.minio.Env()...)
 	out, err := os.OpenFile(m.LogPath+".out", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

@@ -99,7 +99,12 @@ func (ph *phase) sample(round int, bytes int64, items int) sample {
 // are counted until bucketfs has exited, so writes it defers (attribute
 // changes, uploads finished at release) are included; the time is fn's.
 func (r *runner) mountRun(p *profile, bucket, prefix, name string, prep func(*mount) error, fn func(*mount) (bytes int64, items int, err error)) (sample, error) {
-	m, err := r.startMount(p, bucket, prefix, name)
+	return r.mountRunWith(p, bucket, prefix, name, nil, prep, fn)
+}
+
+// mountRunWith is mountRun with extra bucketfs flags.
+func (r *runner) mountRunWith(p *profile, bucket, prefix, name string, extra []string, prep func(*mount) error, fn func(*mount) (bytes int64, items int, err error)) (sample, error) {
+	m, err := r.startMount(p, bucket, prefix, name, extra...)
 	if err != nil {
 		return sample{}, err
 	}

@@ -18,21 +18,59 @@ func (r *runner) runW1(p *profile) ([]*result, error) {
 		Budget: c.UploadMemory + memoryOverhead,
 		checks: []func(*result) goal{ratioGoal("write", 0.9)},
 	}
+	results := []*result{res}
+	var withMetrics *result
+	if c.Metrics {
+		withMetrics = metricsRow(res)
+		results = append(results, withMetrics)
+	}
 	want := r.src.etag(c.SeqSize, c.PartSize)
 	for round := 1; round <= c.Rounds; round++ {
 		key := fmt.Sprintf("w1-%s-r%d", p.Name, round)
-		s, err := r.mountRun(p, bucketWrite, "", key+"-mount", nil, func(m *mount) (int64, int, error) {
-			return c.SeqSize, 1, ddWrite(r.ctx, r.src.SeqPath, m.Path(key+"-mount"), c.SeqSize)
-		})
+		var plain sample
+		mountSide := func() error {
+			s, err := r.mountRun(p, bucketWrite, "", key+"-mount", nil, func(m *mount) (int64, int, error) {
+				return c.SeqSize, 1, ddWrite(r.ctx, r.src.SeqPath, m.Path(key+"-mount"), c.SeqSize)
+			})
+			if err != nil {
+				return err
+			}
+			s.Round = round
+			if err := r.checkObject(bucketWrite, key+"-mount", c.SeqSize, want); err != nil {
+				return err
+			}
+			plain = s
+			res.Mount = append(res.Mount, s)
+			r.progress.printf("  round %d mount: %s", round, formatValue(res.Metric, value(res.Metric, s)))
+			return r.deleteKeys(bucketWrite, key+"-mount")
+		}
+		metricsSide := func() error {
+			s, err := r.metricsRun(p, bucketWrite, "", key+"-metrics", nil, func(m *mount) (int64, int, error) {
+				return c.SeqSize, 1, ddWrite(r.ctx, r.src.SeqPath, m.Path(key+"-metrics"), c.SeqSize)
+			})
+			if err != nil {
+				return err
+			}
+			s.Round = round
+			if err := r.checkObject(bucketWrite, key+"-metrics", c.SeqSize, want); err != nil {
+				return err
+			}
+			withMetrics.Mount = append(withMetrics.Mount, s)
+			r.progress.printf("  round %d mount with --metrics-addr: %s", round, formatValue(res.Metric, value(res.Metric, s)))
+			return r.deleteKeys(bucketWrite, key+"-metrics")
+		}
+		var err error
+		if withMetrics != nil {
+			err = inOrder(round, mountSide, metricsSide)
+			if err == nil {
+				withMetrics.Direct = append(withMetrics.Direct, plain)
+			}
+		} else {
+			err = mountSide()
+		}
 		if err != nil {
-			return []*result{res}, err
+			return results, err
 		}
-		s.Round = round
-		if err := r.checkObject(bucketWrite, key+"-mount", c.SeqSize, want); err != nil {
-			return []*result{res}, err
-		}
-		res.Mount = append(res.Mount, s)
-		r.progress.printf("  round %d mount: %s", round, formatValue(res.Metric, value(res.Metric, s)))
 
 		d, err := r.directRun(p, func() (int64, int, error) {
 			f, err := os.Open(r.src.SeqPath)
@@ -47,16 +85,16 @@ func (r *runner) runW1(p *profile) ([]*result, error) {
 			return c.SeqSize, 1, err
 		})
 		if err != nil {
-			return []*result{res}, err
+			return results, err
 		}
 		d.Round = round
 		res.Direct = append(res.Direct, d)
 		r.progress.printf("  round %d direct: %s", round, formatValue(res.Metric, value(res.Metric, d)))
-		if err := r.deleteKeys(bucketWrite, key+"-mount", key+"-direct"); err != nil {
-			return []*result{res}, err
+		if err := r.deleteKeys(bucketWrite, key+"-direct"); err != nil {
+			return results, err
 		}
 	}
-	return []*result{res}, nil
+	return results, nil
 }
 
 // ddWrite copies size bytes of src to dst with dd bs=1M.

@@ -26,22 +26,64 @@ func (r *runner) runW3(p *profile) ([]*result, error) {
 			}
 		}},
 	}
+	results := []*result{res}
+	var withMetrics *result
+	if c.Metrics {
+		withMetrics = metricsRow(res)
+		withMetrics.checks = res.checks
+		results = append(results, withMetrics)
+	}
 	for round := 1; round <= c.Rounds; round++ {
 		target := fmt.Sprintf("w3-%s-r%d", p.Name, round)
-		s, err := r.mountRun(p, bucketTar, "", target, func(m *mount) error {
-			return os.Mkdir(m.Path(target), 0o755)
-		}, func(m *mount) (int64, int, error) {
-			return r.tarSize(), c.TarFiles, runTool(r.ctx, "tar", "xf", r.src.TarPath, "-C", m.Path(target))
-		})
+		// untar measures tar x into dir on a mount made by run (mountRun or
+		// metricsRun), checks the objects and removes them.
+		untar := func(dir string, run func(*profile, string, string, string, func(*mount) error, func(*mount) (int64, int, error)) (sample, error)) (sample, error) {
+			s, err := run(p, bucketTar, "", dir, func(m *mount) error {
+				return os.Mkdir(m.Path(dir), 0o755)
+			}, func(m *mount) (int64, int, error) {
+				return r.tarSize(), c.TarFiles, runTool(r.ctx, "tar", "xf", r.src.TarPath, "-C", m.Path(dir))
+			})
+			if err != nil {
+				return s, err
+			}
+			if err := r.checkCount(bucketTar, dir+"/", ".bin", c.TarFiles); err != nil {
+				return s, err
+			}
+			s.Round = round
+			return s, r.deletePrefix(bucketTar, dir+"/")
+		}
+		var plain sample
+		mountSide := func() error {
+			s, err := untar(target, r.mountRun)
+			if err != nil {
+				return err
+			}
+			plain = s
+			res.Mount = append(res.Mount, s)
+			r.progress.printf("  round %d mount: %s, %s", round, formatValue(res.Metric, s.Seconds), formatCounts(s.Requests))
+			return nil
+		}
+		metricsSide := func() error {
+			s, err := untar(target+"-metrics", r.metricsRun)
+			if err != nil {
+				return err
+			}
+			withMetrics.Mount = append(withMetrics.Mount, s)
+			r.progress.printf("  round %d mount with --metrics-addr: %s, %s", round, formatValue(res.Metric, s.Seconds), formatCounts(s.Requests))
+			return nil
+		}
+		var err error
+		if withMetrics != nil {
+			err = inOrder(round, mountSide, metricsSide)
+			if err == nil {
+				withMetrics.Direct = append(withMetrics.Direct, plain)
+			}
+		} else {
+			err = mountSide()
+		}
 		if err != nil {
-			return []*result{res}, err
+			return results, err
 		}
-		if err := r.checkCount(bucketTar, target+"/", ".bin", c.TarFiles); err != nil {
-			return []*result{res}, err
-		}
-		s.Round = round
-		res.Mount = append(res.Mount, s)
-		r.progress.printf("  round %d mount: %s, %s", round, formatValue(res.Metric, s.Seconds), formatCounts(s.Requests))
 
 		d, err := r.directRun(p, func() (int64, int, error) {
 			for _, f := range r.src.tarFiles {
@@ -52,18 +94,16 @@ func (r *runner) runW3(p *profile) ([]*result, error) {
 			return r.tarSize(), len(r.src.tarFiles), nil
 		})
 		if err != nil {
-			return []*result{res}, err
+			return results, err
 		}
 		d.Round = round
 		res.Direct = append(res.Direct, d)
 		r.progress.printf("  round %d direct: %s", round, formatValue(res.Metric, d.Seconds))
-		for _, prefix := range []string{target + "/", target + "-direct/"} {
-			if err := r.deletePrefix(bucketTar, prefix); err != nil {
-				return []*result{res}, err
-			}
+		if err := r.deletePrefix(bucketTar, target+"-direct/"); err != nil {
+			return results, err
 		}
 	}
-	return []*result{res}, nil
+	return results, nil
 }
 
 func (r *runner) tarSize() int64 {

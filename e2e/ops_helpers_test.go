@@ -39,7 +39,14 @@ func newMountpoint(t testing.TB) string {
 // stops it (SIGTERM, then SIGKILL, by its PID) and unmounts what it left.
 func startOpsDaemon(t testing.TB, srv *s3test.Server, bucket, mnt string, env []string, args ...string) *opsDaemon {
 	t.Helper()
-	all := append([]string{"-f", "--endpoint-url", srv.Endpoint, "--force-path-style"}, args...)
+	return startOpsDaemonVia(t, srv.Endpoint, srv, bucket, mnt, env, args...)
+}
+
+// startOpsDaemonVia is startOpsDaemon with the daemon sent to endpoint (a
+// proxy in front of srv) instead of srv itself.
+func startOpsDaemonVia(t testing.TB, endpoint string, srv *s3test.Server, bucket, mnt string, env []string, args ...string) *opsDaemon {
+	t.Helper()
+	all := append([]string{"-f", "--endpoint-url", endpoint, "--force-path-style"}, args...)
 	d := &opsDaemon{
 		cmd:  exec.Command(bucketfsBinary(t), append(all, bucket, mnt)...),
 		mnt:  mnt,

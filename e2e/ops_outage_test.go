@@ -84,19 +84,84 @@ func TestOpsOutageKilled(t *testing.T) {
 	checkRecovery(t, srv, bucket, d.mnt, time.Now(), "restarted")
 }
 
+// TestOpsOutageLargeWrite: dd writes 256 MiB at full speed when MinIO is
+// frozen (SIGSTOP: parts in flight hang, the writer fills the upload
+// budget and waits), then killed (connections reset, new ones refused).
+// dd fails with EIO within the outage bound of the kill, the key holds
+// nothing (never a partial object), and after MinIO restarts the same
+// mount lists, reads and writes.
+func TestOpsOutageLargeWrite(t *testing.T) {
+	const frozenFor = 3 * time.Second
+	logFile := filepath.Join(t.TempDir(), "bucketfs.log")
+	srv, d, bucket := startOutageMount(t, "--upload-memory", "64MiB", "--log-file", logFile)
+	data := randomBytes(13, 256<<20)
+	path := filepath.Join(d.mnt, "dir", "large.bin")
+	w := startDD(t, path, int64(len(data)))
+	go w.feedData(data, 0)
+	sizeAtLeast(t, path, 32<<20, w)
+	select {
+	case <-w.done:
+		t.Fatalf("dd ended before the outage: %s", w.out.String())
+	default:
+	}
+	before := w.written(t)
+	if err := srv.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	frozenAt := time.Now()
+	t.Cleanup(func() { _ = srv.Thaw() }) // a no-op once it is killed
+	time.Sleep(frozenFor)
+	after := w.written(t)
+	srv.Kill()
+	killedAt := time.Now()
+	bound := outageBound()
+	ddErr := w.wait(t, bound+30*time.Second)
+	ended := time.Now()
+	t.Logf("MinIO frozen with %d MiB written, killed %s later at %d MiB; dd ended %s after the kill (%s after the freeze): %v %s",
+		before>>20, frozenFor, after>>20, ended.Sub(killedAt).Round(10*time.Millisecond), ended.Sub(frozenAt).Round(10*time.Millisecond),
+		ddErr, strings.TrimSpace(w.out.String()))
+	if ddErr == nil {
+		t.Fatal("dd succeeded with MinIO killed")
+	}
+	if !strings.Contains(w.out.String(), "Input/output error") {
+		t.Errorf("dd failed with %q, want EIO", w.out.String())
+	}
+	if took := ended.Sub(killedAt); took > bound {
+		t.Errorf("dd ended %s after the kill, bound %s", took, bound)
+	}
+	if d.exited() {
+		t.Fatalf("the daemon exited: %s", d.out.String())
+	}
+	if err := srv.Restart(30 * time.Second); err != nil {
+		t.Fatalf("restarting MinIO: %v", err)
+	}
+	checkRecovery(t, srv, bucket, d.mnt, time.Now(), "restarted after the large write failed")
+	c := srv.Client(t, srv.Config(bucket))
+	checkWholeOrNothing(t, c, "dir/large.bin", data, ddErr)
+	ids, err := c.ListMultipartUploads(context.Background(), "dir/large.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The abort found MinIO dead: bucketfs cleanup is for what is left.
+	t.Logf("multipart uploads left for dir/large.bin: %d", len(ids))
+	if !regexp.MustCompile(`msg="writing the file failed; its object was left as it was".* key=dir/large.bin`).MatchString(readFileOrEmpty(logFile)) {
+		t.Errorf("the log does not name the file that was not stored:\n%s", tail(readFileOrEmpty(logFile), 3000))
+	}
+}
+
 // startOutageMount starts MinIO with a bucket holding dir/a and mounts it
 // with a bucketfs daemon whose S3 bounds are short and whose metadata is
-// never cached (every stat and ls asks S3).
-func startOutageMount(t *testing.T) (*s3test.Server, *opsDaemon, string) {
+// never cached (every stat and ls asks S3), with extra flags.
+func startOutageMount(t *testing.T, extra ...string) (*s3test.Server, *opsDaemon, string) {
 	t.Helper()
 	requireFUSE(t)
 	srv := s3test.StartMinIO(t)
 	bucket, c := srv.Bucket(t)
 	s3test.PutObjects(t, c, map[string][]byte{"dir/a": bytes.Repeat([]byte("a"), 1<<20)})
 	mnt := newMountpoint(t)
-	d := startOpsDaemon(t, srv, bucket, mnt, nil,
+	d := startOpsDaemon(t, srv, bucket, mnt, nil, append([]string{
 		"--request-timeout", outageTimeout.String(), "-o", fmt.Sprintf("max_retries=%d", outageRetries),
-		"--metadata-ttl", "0s", "--negative-ttl", "0s")
+		"--metadata-ttl", "0s", "--negative-ttl", "0s"}, extra...)...)
 	if out, err := runWithin(t, 20*time.Second, "ls", filepath.Join(mnt, "dir")); err != nil || !strings.Contains(out, "a") {
 		t.Fatalf("ls before the outage: %v %s", err, out)
 	}

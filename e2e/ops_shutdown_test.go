@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -142,6 +143,27 @@ func (w *ddWriter) wait(t *testing.T, within time.Duration) error {
 		t.Fatalf("dd did not end within %v", within)
 		return nil
 	}
+}
+
+// written is how many bytes dd has written so far (wchar of
+// /proc/PID/io: its writes to the mount, as it writes nothing else).
+func (w *ddWriter) written(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", w.cmd.Process.Pid))
+	if err != nil {
+		t.Fatalf("dd's I/O counts: %v", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "wchar: "); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("no wchar in /proc/%d/io", w.cmd.Process.Pid)
+	return 0
 }
 
 // exitError is ProcessState's error form: nil for exit 0.

@@ -190,6 +190,7 @@ func (d *dirNode) resolveName(ctx context.Context, name string) (entryAttr, time
 			// one HEAD, as the listing has no metadata.
 			h, err := d.readMetadata(ctx, name, a)
 			if err != nil {
+				d.b.warnFailed("lookup", key, err)
 				return entryAttr{}, time.Time{}, core.Errno(err) // gone since the listing: ENOENT
 			}
 			a = h

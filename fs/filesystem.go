@@ -197,6 +197,16 @@ func (b *bucketFS) warnOnce(key, msg string, fields logrus.Fields) {
 	}
 }
 
+// warnFailed logs an S3 failure that a lookup or an open answers with an
+// errno other than ENOENT (an outage, a hostile answer), so that every
+// EIO has its cause in the log; an interrupted call (EINTR) is not one.
+func (b *bucketFS) warnFailed(op, key string, err error) {
+	if errno := core.Errno(err); errno == syscall.ENOENT || errno == syscall.EINTR {
+		return
+	}
+	b.log.WithError(err).WithFields(logrus.Fields{"op": op, "key": key, "code": s3client.Code(err)}).Warn(op + " failed")
+}
+
 // noteExclusiveWrite logs, once, when an exclusive write (O_EXCL create,
 // mkdir) had to use a HEAD check because the server refused a conditional
 // write: two mounts racing within a request's time could then both win.
@@ -269,6 +279,7 @@ func (b *bucketFS) lookupKey(ctx context.Context, key string) (entryAttr, time.T
 		b.lookups.Set(key, lookupResult{attr: a, found: true})
 		return a, time.Time{}, nil
 	case listErr != nil:
+		b.warnFailed("lookup", key, listErr)
 		return entryAttr{}, time.Time{}, listErr
 	case head.err == nil:
 		a := attrFromObject(head.info.Size, head.info.LastModified, head.info.ETag, head.info.Metadata, true)
@@ -279,6 +290,7 @@ func (b *bucketFS) lookupKey(ctx context.Context, key string) (entryAttr, time.T
 		b.lookups.Set(key, lookupResult{at: asked})
 		return entryAttr{}, asked, syscall.ENOENT
 	default:
+		b.warnFailed("lookup", key, head.err)
 		return entryAttr{}, time.Time{}, head.err
 	}
 }

@@ -572,6 +572,7 @@ func (f *fileNode) openRead(ctx context.Context) (gofs.FileHandle, uint32, sysca
 	if v.etag == "" || time.Since(at) >= min(openRevalidateAfter, f.b.cfg.MetadataTTL) {
 		var err error
 		if v, err = f.headVersion(ctx); err != nil {
+			f.b.warnFailed("open", f.currentKey(), err)
 			return nil, 0, core.Errno(err)
 		}
 	}

@@ -402,13 +402,14 @@ func (c *Client) GetRange(ctx context.Context, key string, offset, length int64,
 	case length == 0:
 		return io.NopCloser(strings.NewReader("")), nil
 	}
-	return c.getObject(ctx, key, in)
+	return c.getObject(ctx, key, in, offset)
 }
 
 // getObject runs a GetObject whose wait for the answer's headers is bounded
 // by the request timeout, retries included, while its body, read later,
-// has the idle timeout only: a context deadline would cut a long read.
-func (c *Client) getObject(ctx context.Context, key string, in *s3.GetObjectInput) (io.ReadCloser, error) {
+// is bounded by its progress (objectBody): a context deadline would cut a
+// long read. A ranged GET's answer must start at offset.
+func (c *Client) getObject(ctx context.Context, key string, in *s3.GetObjectInput, offset int64) (io.ReadCloser, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var expired atomic.Bool
 	timer := time.AfterFunc(c.timeout, func() { expired.Store(true); cancel() })
@@ -418,6 +419,11 @@ func (c *Client) getObject(ctx context.Context, key string, in *s3.GetObjectInpu
 		out.Body.Close()
 		err = context.DeadlineExceeded
 	}
+	if err == nil && in.Range != nil {
+		if err = checkContentRange(aws.ToString(out.ContentRange), offset); err != nil {
+			out.Body.Close()
+		}
+	}
 	if err != nil {
 		cancel()
 		if expired.Load() {
@@ -426,24 +432,77 @@ func (c *Client) getObject(ctx context.Context, key string, in *s3.GetObjectInpu
 		}
 		return nil, wrapError("GetObject", key, err)
 	}
-	return &objectBody{body: out.Body, cancel: cancel, key: key}, nil
+	return &objectBody{body: out.Body, cancel: cancel, key: key, window: c.timeout}, nil
 }
+
+// checkContentRange refuses the answer to a ranged GET whose body does not
+// start at offset: a server that ignores ranges answers 200 with the whole
+// object, and its first bytes would be handed out as those at offset.
+// Without a Content-Range, a body that starts at 0 is the one asked for.
+func checkContentRange(contentRange string, offset int64) error {
+	if contentRange == "" {
+		if offset == 0 {
+			return nil
+		}
+		return fmt.Errorf("the server ignored the range from byte %d: its answer has no Content-Range", offset)
+	}
+	var first, last int64
+	if _, err := fmt.Sscanf(contentRange, "bytes %d-%d/", &first, &last); err != nil || first != offset || last < first {
+		return fmt.Errorf("the server answered the range from byte %d with Content-Range %q", offset, contentRange)
+	}
+	return nil
+}
+
+// stallBytes is the least a GetObject body must bring per request timeout
+// spent waiting for it (time inside Read, so that a slow caller is never
+// taken for a slow server): a body that trickles slower, such as a server
+// answering byte by byte, fails instead of holding a read for hours. At
+// the default 30s it is about 2 KiB/s; a body that stops altogether is
+// ended by the idle timeout.
+const stallBytes = 64 << 10
+
+// errStalled is the failure of a body that brought too little (stallBytes).
+var errStalled = errors.New("the answer's body arrives too slowly")
 
 // objectBody is a GetObject's body whose read errors are *Error, like
 // every other error of the package (a reset connection is an S3 failure,
-// not the caller's ECONNRESET), and whose Close releases the request.
+// not the caller's ECONNRESET), that fails when it trickles (stallBytes),
+// and whose Close releases the request. Read is not safe for concurrent use.
 type objectBody struct {
 	body   io.ReadCloser
 	cancel context.CancelFunc
 	key    string
+	// window is the wait over which the body must bring stallBytes;
+	// waited and got are the wait and the bytes of the current one.
+	window, waited time.Duration
+	got            int64
+	err            error // the stall, returned by every later Read
 }
 
 func (b *objectBody) Read(p []byte) (int, error) {
-	n, err := b.body.Read(p)
-	if err != nil && err != io.EOF {
-		err = wrapError("GetObject", b.key, err)
+	if b.err != nil {
+		return 0, b.err
 	}
-	return n, err
+	start := time.Now()
+	n, err := b.body.Read(p)
+	b.waited += time.Since(start)
+	b.got += int64(n)
+	if err != nil {
+		if err != io.EOF {
+			err = wrapError("GetObject", b.key, err)
+		}
+		return n, err
+	}
+	if b.waited >= b.window {
+		if b.got < stallBytes {
+			b.err = wrapError("GetObject", b.key, fmt.Errorf("%w: %d bytes in %s of waiting, fewer than %d: %w",
+				errStalled, b.got, b.waited.Round(time.Millisecond), stallBytes, context.DeadlineExceeded))
+			b.cancel() // closes the connection: the rest is not read
+			return n, b.err
+		}
+		b.waited, b.got = 0, 0
+	}
+	return n, nil
 }
 
 func (b *objectBody) Close() error {

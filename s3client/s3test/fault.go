@@ -2,9 +2,11 @@ package s3test
 
 import (
 	"bytes"
-
+	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -86,6 +88,30 @@ type Fault struct {
 	Empty bool
 	// Delay waits before sending the request on.
 	Delay time.Duration
+
+	// The faults below shape the real server's answer; they combine.
+
+	// Length, when > 0, is the Content-Length the answer announces instead
+	// of its own, the body left as it is: a HEAD that gives another size
+	// than the object's, or a GET whose body is shorter than announced.
+	Length int64
+	// CutAfter, when > 0, ends the answer's body after this many bytes with
+	// io.ErrUnexpectedEOF, as a connection that closed before the
+	// announced Content-Length.
+	CutAfter int64
+	// Pad appends this many bytes ('#') to the answer's body, its
+	// Content-Length and Content-Range grown to match: a GET answered with
+	// more bytes than the range asked for. They are made as they are read.
+	Pad int64
+	// Trickle hands out the answer's body one byte per Trickle, as a
+	// server that answers slowly byte by byte.
+	Trickle time.Duration
+}
+
+// shapesAnswer says whether f changes the real server's answer rather than
+// replacing it.
+func (f *Fault) shapesAnswer() bool {
+	return f.Length > 0 || f.CutAfter > 0 || f.Pad > 0 || f.Trickle > 0
 }
 
 // Rule injects a fault into requests of one operation.
@@ -205,6 +231,9 @@ func (f *FaultTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 			return nil, r.Context().Err()
 		}
 	}
+	if fault.shapesAnswer() {
+		return fault.shape(r, next)
+	}
 	if !fault.AfterSend {
 		if !fault.Reset && fault.Status == 0 && fault.Body == "" && !fault.Empty {
 			return next.RoundTrip(r) // a delay only: the request goes on whole
@@ -236,6 +265,96 @@ func (f *FaultTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 		return errorResponse(r, fault.Status, fault.Code), nil
 	}
 	return bodyResponse(r, resp.StatusCode, ""), nil
+}
+
+// shape sends r on to next and returns the answer as fault shapes it.
+func (f *Fault) shape(r *http.Request, next http.RoundTripper) (*http.Response, error) {
+	resp, err := next.RoundTrip(r)
+	if err != nil {
+		return resp, err
+	}
+	body := resp.Body
+	if f.Pad > 0 {
+		body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(body, io.LimitReader(padding{}, f.Pad)), body}
+		if resp.ContentLength >= 0 {
+			resp.ContentLength += f.Pad
+			resp.Header.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+		}
+		var first, last, total int64
+		if _, err := fmt.Sscanf(resp.Header.Get("Content-Range"), "bytes %d-%d/%d", &first, &last, &total); err == nil {
+			resp.Header.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", first, last+f.Pad, max(total, last+f.Pad+1)))
+		}
+	}
+	if f.CutAfter > 0 {
+		body = &cutBody{ReadCloser: body, left: f.CutAfter}
+	}
+	if f.Trickle > 0 {
+		body = &trickleBody{ReadCloser: body, every: f.Trickle, ctx: r.Context()}
+	}
+	if f.Length > 0 {
+		resp.ContentLength = f.Length
+		resp.Header.Set("Content-Length", strconv.FormatInt(f.Length, 10))
+	}
+	resp.Body = body
+	return resp, nil
+}
+
+// padding is an endless source of '#'.
+type padding struct{}
+
+func (padding) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = '#'
+	}
+	return len(p), nil
+}
+
+// cutBody is a body that breaks after left bytes.
+type cutBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *cutBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	if err == io.EOF {
+		err = nil // the real body ended first: the cut still comes
+		if n == 0 {
+			return 0, io.ErrUnexpectedEOF
+		}
+	}
+	return n, err
+}
+
+// trickleBody hands out one byte per every, until the request ends.
+type trickleBody struct {
+	io.ReadCloser
+	every time.Duration
+	ctx   context.Context // the request's
+}
+
+func (b *trickleBody) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	t := time.NewTimer(b.every)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-b.ctx.Done():
+		return 0, b.ctx.Err() // as net/http's body fails
+	}
+	return b.ReadCloser.Read(p[:1])
 }
 
 func resetError() error {
