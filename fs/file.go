@@ -43,6 +43,10 @@ type fileNode struct {
 	// cached is the ETag of the version whose pages the kernel's page
 	// cache may hold for this file, "" for none (read.go, pageCacheOpen).
 	cached string
+	// metaCopyFrom and metaCopyTo are the ETags before and after this
+	// mount's last self-copy of the object (an attribute change): the
+	// bytes are the same, so readers of the one may read the other.
+	metaCopyFrom, metaCopyTo string
 }
 
 var (
@@ -304,10 +308,30 @@ func (f *fileNode) applyPending(ctx context.Context) error {
 	}
 	f.mu.Lock()
 	f.attr.meta, f.attr.fromHead = meta, true
-	f.attr.etag, f.attr.modified = etag, time.Time{} // a new version
+	f.attr.etag, f.attr.modified = etag, time.Time{} // a new version, of the same bytes
 	f.attrAt = time.Now()
+	if a.etag != "" && etag != a.etag {
+		// Open handles of the old version may go on reading the new one,
+		// and the kernel's pages of it stay (sameBytesAs).
+		f.metaCopyFrom, f.metaCopyTo = a.etag, etag
+		if f.cached == a.etag {
+			f.cached = etag
+		}
+	}
 	f.mu.Unlock()
 	return nil
+}
+
+// sameBytesAs returns the version that holds the bytes of version etag
+// under other metadata: the one this mount's last attribute change of the
+// file made with a self-copy; ok is false when there is none.
+func (f *fileNode) sameBytesAs(etag string) (to string, ok bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if etag == "" || etag != f.metaCopyFrom {
+		return "", false
+	}
+	return f.metaCopyTo, true
 }
 
 // truncateToZero replaces a closed file's object with an empty one, keeping

@@ -136,6 +136,22 @@ func (h *readHandle) recentFailure(off, n int64) (syscall.Errno, bool) {
 	return h.failErrno, true
 }
 
+// sameBytesMove moves the handle to the version this mount's attribute
+// change made of its version (same bytes, new ETag) and reports whether it
+// did (h.mu held). Blocks already fetched stay: they are the same bytes.
+func (h *readHandle) sameBytesMove() bool {
+	if h.node == nil {
+		return false
+	}
+	to, ok := h.node.sameBytesAs(h.etag)
+	if !ok || (h.pageCache && !h.node.pageCacheHolds(to)) {
+		return false
+	}
+	h.etag = to
+	h.dropAll() // blocks in flight ask for the old ETag
+	return true
+}
+
 // maxRepins bounds how often a handle that has handed out nothing moves to
 // a newer version (an object rewritten again and again while opened).
 const maxRepins = 2
@@ -176,7 +192,7 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 		if h.changed {
 			return nil, syscall.EIO
 		}
-		if h.pageCache && !h.node.pageCacheHolds(h.etag) {
+		if h.pageCache && !h.node.pageCacheHolds(h.etag) && !h.sameBytesMove() {
 			// Another open pinned a newer version, or the node learned
 			// one: this handle's bytes must not reach the shared page
 			// cache any more.
@@ -187,6 +203,9 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 		if err == nil {
 			h.delivered = h.delivered || n > 0
 			return fuse.ReadResultData(dest[:n]), 0
+		}
+		if errors.Is(err, s3client.ErrPreconditionFailed) && h.sameBytesMove() {
+			continue // this mount changed the file's attributes, not its bytes
 		}
 		if !errors.Is(err, s3client.ErrPreconditionFailed) {
 			errno := core.Errno(err)
