@@ -6,31 +6,36 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/bucketfs/bucketfs/internal/fsx"
 )
 
 // fsxLimit bounds one seed's run on the mount: past it the mount is
 // aborted and the run fails as hung.
 const fsxLimit = 3 * time.Minute
 
-// TestStagedFSX runs the randomized exerciser (fsx_test.go) on the mount:
-// pwrite, pread, O_APPEND writes, ftruncate up and down, fsync, close and
-// reopen, shared mappings read and written (msync), two or three
+// TestStagedFSX runs the randomized exerciser (package internal/fsx) on
+// the mount: pwrite, pread, O_APPEND writes, ftruncate up and down, fsync,
+// close and reopen, shared mappings read and written (msync), two or three
 // descriptors at once, on a file of up to 24 MiB, each step checked
 // against the model. The file must then hold the model's bytes after an
 // unmount and remount, and so must its object in S3. A daemon of its own
 // per seed; make test's seeds are fixed (BUCKETFS_FSX_SEED,
 // BUCKETFS_FSX_SEEDS and BUCKETFS_FSX_OPS run others).
 func TestStagedFSX(t *testing.T) {
+	seeds, ops, err := fsx.Plan(fsxFixedSeeds, 300)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := stagedServer(t)
-	ops := fsxOps(t, 300)
-	for _, seed := range fsxSeeds(t, fsxFixedSeeds) {
+	for _, seed := range seeds {
 		t.Run(fmt.Sprintf("seed %d", seed), func(t *testing.T) {
 			m := newStagedMount(t, srv)
-			cfg := fsxDefaults(seed, ops)
+			cfg := fsx.Defaults(seed, ops)
 			cfg.Logf = t.Logf
 			stop := m.watchdog(t, fsxLimit, fmt.Sprintf("fsx seed %d", seed))
 			start := time.Now()
-			final, err := runFSX(dirFS(m.Dir), cfg)
+			final, err := fsx.Run(dirFS(m.Dir), cfg)
 			took := time.Since(start)
 			if err != nil {
 				t.Error(err)

@@ -1,0 +1,642 @@
+// Package fsx is a randomized file exerciser in the spirit of fsx: one
+// file, two or three open descriptors on it, and a random sequence of
+// pwrite, pread, append (O_APPEND), ftruncate up and down, fsync, close
+// and reopen, and reads and writes through a shared mapping (mmap, msync),
+// each checked against an in-memory model of the file's bytes.
+//
+// It knows nothing of bucketfs: it drives an FS, which the tests implement
+// over a plain directory (proving the exerciser itself right), over a
+// bucketfs mount, and over the kernel-free core with a fake S3.
+package fsx
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"runtime/debug"
+	"strings"
+)
+
+// FS is the file system the exerciser drives.
+type FS interface {
+	OpenFile(name string, flag int, perm os.FileMode) (File, error)
+}
+
+// File is one open descriptor.
+type File interface {
+	ReadAt(p []byte, off int64) (int, error)
+	WriteAt(p []byte, off int64) (int, error)
+	// Write writes at the descriptor's offset: at the end, for O_APPEND.
+	Write(p []byte) (int, error)
+	Truncate(size int64) error
+	Sync() error
+	// Size is the file's size as fstat sees it.
+	Size() (int64, error)
+	// Mmap maps length bytes from off with MAP_SHARED (writable: also
+	// PROT_WRITE, which needs an O_RDWR descriptor).
+	Mmap(off int64, length int, writable bool) (Mapping, error)
+	Close() error
+}
+
+// Mapping is a shared mapping of part of a file.
+type Mapping interface {
+	// Bytes are the mapped bytes of the range asked for.
+	Bytes() []byte
+	// Sync writes the changed pages back (msync MS_SYNC).
+	Sync() error
+	Unmap() error
+}
+
+// Config is one run of the exerciser.
+type Config struct {
+	Seed    uint64
+	Ops     int
+	Name    string // the file's name in the FS
+	MaxSize int64  // the file never grows past it
+	MaxLen  int    // longest single write, read or append
+	// FullCheckEvery reads the whole file back every so many operations
+	// (and after every close of all descriptors).
+	FullCheckEvery int
+	// Logf, when set, receives a summary at the end.
+	Logf func(format string, args ...any)
+}
+
+// Defaults are the sizes of make test's runs: a file up to 24 MiB, so that
+// an object holds several multipart parts of more than 5 MiB, and writes
+// up to 3 MiB.
+func Defaults(seed uint64, ops int) Config {
+	return Config{Seed: seed, Ops: ops, Name: "fsx.bin", MaxSize: 24 << 20, MaxLen: 3 << 20, FullCheckEvery: 50}
+}
+
+// descriptor is an open descriptor of the exercised file.
+type descriptor struct {
+	id   int // the order it was opened in, for the log
+	f    File
+	flag int
+}
+
+func (d *descriptor) writable() bool { return d.flag&(os.O_WRONLY|os.O_RDWR) != 0 }
+func (d *descriptor) readable() bool { return d.flag&os.O_WRONLY == 0 }
+func (d *descriptor) appends() bool  { return d.flag&os.O_APPEND != 0 }
+
+func (d *descriptor) String() string {
+	mode := "rdonly"
+	switch {
+	case d.flag&os.O_RDWR != 0:
+		mode = "rdwr"
+	case d.flag&os.O_WRONLY != 0:
+		mode = "wronly"
+	}
+	if d.appends() {
+		mode += "|append"
+	}
+	return fmt.Sprintf("fd#%d(%s)", d.id, mode)
+}
+
+// run is the state of one run.
+type run struct {
+	cfg     Config
+	fs      FS
+	r       *rand.Rand
+	data    *rand.ChaCha8 // the bytes written
+	model   []byte        // what the file must hold
+	fds     []*descriptor
+	opened  int      // descriptors opened so far
+	history []string // the operations so far, for a failure's report
+	counts  map[string]int
+	buf     []byte // reused by reads
+}
+
+// scratch returns a buffer of n bytes, reused from one read to the next.
+func (x *run) scratch(n int) []byte {
+	if cap(x.buf) < n {
+		x.buf = make([]byte, n)
+	}
+	return x.buf[:n]
+}
+
+// Run runs the exerciser on fs and returns the file's final bytes, or an
+// error naming the seed, the operation that went wrong and the ones before
+// it. Every descriptor is closed when it returns.
+func Run(fs FS, cfg Config) (final []byte, err error) {
+	x := &run{cfg: cfg, fs: fs, r: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x6a09e667f3bcc909)), counts: map[string]int{}}
+	var key [32]byte
+	binary.LittleEndian.PutUint64(key[:], cfg.Seed)
+	x.data = rand.NewChaCha8(key)
+	// A mapping whose page the file system cannot supply faults (SIGBUS):
+	// a panic here, turned into this run's error, not a crash of the test.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		for _, d := range x.fds {
+			_ = d.f.Close()
+		}
+		x.fds = nil
+		if err != nil {
+			err = x.report(err)
+		}
+	}()
+	if err := x.create(); err != nil {
+		return nil, err
+	}
+	for i := 0; i < cfg.Ops; i++ {
+		if err := x.step(i); err != nil {
+			return nil, err
+		}
+	}
+	if err := x.closeAll(); err != nil {
+		return nil, err
+	}
+	if err := x.reopenAndCheck(); err != nil {
+		return nil, err
+	}
+	if err := x.closeAll(); err != nil {
+		return nil, err
+	}
+	if cfg.Logf != nil {
+		cfg.Logf("seed %d: %d operations %v; final size %d", cfg.Seed, cfg.Ops, x.counts, len(x.model))
+	}
+	return x.model, nil
+}
+
+// report adds the seed and the last operations to err.
+func (x *run) report(err error) error {
+	h := x.history
+	if len(h) > 40 {
+		h = h[len(h)-40:]
+	}
+	return fmt.Errorf("fsx seed %d (rerun with BUCKETFS_FSX_SEED=%d): %w\nlast operations (of %d):\n  %s",
+		x.cfg.Seed, x.cfg.Seed, err, len(x.history), strings.Join(h, "\n  "))
+}
+
+func (x *run) log(format string, args ...any) {
+	x.history = append(x.history, fmt.Sprintf("%d: ", len(x.history))+fmt.Sprintf(format, args...))
+}
+
+// create writes the file's first version front to back and closes it, so
+// that the run changes an existing object.
+func (x *run) create() error {
+	size := x.r.Int64N(x.cfg.MaxSize / 2)
+	if x.r.IntN(4) == 0 {
+		size = x.r.Int64N(64 << 10)
+	}
+	x.log("create, %d bytes written front to back", size)
+	f, err := x.fs.OpenFile(x.cfg.Name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	data := x.bytes(int(size))
+	for off := 0; off < len(data); off += 1 << 20 {
+		if _, err := f.Write(data[off:min(off+1<<20, len(data))]); err != nil {
+			f.Close()
+			return fmt.Errorf("create: write at %d: %w", off, err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("create: close: %w", err)
+	}
+	x.model = data
+	return x.open()
+}
+
+// bytes returns n random bytes.
+func (x *run) bytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = x.data.Read(b)
+	return b
+}
+
+// open opens one more descriptor, of a random kind.
+func (x *run) open() error {
+	flag := []int{os.O_RDWR, os.O_RDWR, os.O_RDWR | os.O_APPEND, os.O_RDONLY, os.O_WRONLY}[x.r.IntN(5)]
+	return x.openFlag(flag)
+}
+
+func (x *run) openFlag(flag int) error {
+	x.opened++
+	d := &descriptor{id: x.opened, flag: flag}
+	x.log("open %s", d)
+	f, err := x.fs.OpenFile(x.cfg.Name, flag, 0o644)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", d, err)
+	}
+	d.f = f
+	x.fds = append(x.fds, d)
+	return x.checkSize(d)
+}
+
+// pick returns a random open descriptor that ok accepts, opening one with
+// flag when there is none.
+func (x *run) pick(ok func(*descriptor) bool, flag int) (*descriptor, error) {
+	var fit []*descriptor
+	for _, d := range x.fds {
+		if ok(d) {
+			fit = append(fit, d)
+		}
+	}
+	if len(fit) > 0 {
+		return fit[x.r.IntN(len(fit))], nil
+	}
+	if len(x.fds) >= 3 {
+		if err := x.closeOne(x.fds[x.r.IntN(len(x.fds))]); err != nil {
+			return nil, err
+		}
+	}
+	if err := x.openFlag(flag); err != nil {
+		return nil, err
+	}
+	return x.fds[len(x.fds)-1], nil
+}
+
+// checker returns the descriptor the touched range is read back through:
+// another one than used when there is another readable one.
+func (x *run) checker(used *descriptor) (*descriptor, error) {
+	var other []*descriptor
+	for _, d := range x.fds {
+		if d != used && d.readable() {
+			other = append(other, d)
+		}
+	}
+	if len(other) > 0 {
+		return other[x.r.IntN(len(other))], nil
+	}
+	return x.pick(func(d *descriptor) bool { return d.readable() }, os.O_RDONLY)
+}
+
+// offset picks where an operation starts: anywhere in the file or a little
+// past its end, often at a page or a part boundary.
+func (x *run) offset(length int) int64 {
+	size := int64(len(x.model))
+	limit := max(x.cfg.MaxSize-int64(length), 0)
+	var off int64
+	switch x.r.IntN(6) {
+	case 0: // at or near a multiple of 5 or 8 MiB, where parts may end
+		unit := []int64{5 << 20, 8 << 20}[x.r.IntN(2)]
+		off = unit*x.r.Int64N(4) + x.r.Int64N(9) - 4
+	case 1: // page-aligned
+		off = x.r.Int64N(size+1) &^ 4095
+	case 2: // past the end: a hole
+		off = size + x.r.Int64N(2<<20)
+	default:
+		off = x.r.Int64N(size + 1)
+	}
+	return min(max(off, 0), limit)
+}
+
+// length picks an operation's length: mostly small, sometimes up to MaxLen.
+func (x *run) length() int {
+	switch x.r.IntN(8) {
+	case 0, 1, 2:
+		return 1 + x.r.IntN(4096)
+	case 3, 4, 5:
+		return 1 + x.r.IntN(256<<10)
+	}
+	return 1 + x.r.IntN(x.cfg.MaxLen)
+}
+
+// step does one random operation and checks its result.
+func (x *run) step(i int) error {
+	switch n := x.r.IntN(100); {
+	case n < 20:
+		return x.write()
+	case n < 33:
+		return x.read()
+	case n < 41:
+		return x.append()
+	case n < 49:
+		return x.truncate()
+	case n < 53:
+		return x.fsync()
+	case n < 59:
+		return x.closeAndReopen()
+	case n < 64:
+		if len(x.fds) < 3 {
+			x.counts["open"]++
+			return x.open()
+		}
+		return x.read()
+	case n < 72:
+		return x.mmapRead()
+	case n < 80:
+		return x.mmapWrite()
+	case n < 82:
+		return x.checkAll()
+	default:
+		return x.write()
+	}
+}
+
+func (x *run) write() error {
+	d, err := x.pick(func(d *descriptor) bool { return d.writable() && !d.appends() }, os.O_RDWR)
+	if err != nil {
+		return err
+	}
+	length := x.length()
+	off := x.offset(length)
+	length = int(min(int64(length), x.cfg.MaxSize-off))
+	if length <= 0 {
+		return x.truncate()
+	}
+	data := x.bytes(length)
+	x.counts["write"]++
+	x.log("%s pwrite %d bytes at %d (size %d)", d, length, off, len(x.model))
+	n, err := d.f.WriteAt(data, off)
+	if err != nil || n != length {
+		return fmt.Errorf("%s pwrite %d bytes at %d: wrote %d: %w", d, length, off, n, err)
+	}
+	x.apply(off, data)
+	return x.checkRange(d, off, length)
+}
+
+func (x *run) append() error {
+	d, err := x.pick(func(d *descriptor) bool { return d.appends() }, os.O_RDWR|os.O_APPEND)
+	if err != nil {
+		return err
+	}
+	size := int64(len(x.model))
+	length := int(min(int64(x.length()), x.cfg.MaxSize-size))
+	if length <= 0 {
+		return x.truncate()
+	}
+	data := x.bytes(length)
+	x.counts["append"]++
+	x.log("%s append %d bytes (size %d)", d, length, size)
+	n, err := d.f.Write(data)
+	if err != nil || n != length {
+		return fmt.Errorf("%s append %d bytes: wrote %d: %w", d, length, n, err)
+	}
+	x.apply(size, data)
+	return x.checkRange(d, size, length)
+}
+
+func (x *run) truncate() error {
+	d, err := x.pick(func(d *descriptor) bool { return d.writable() }, os.O_RDWR)
+	if err != nil {
+		return err
+	}
+	size := int64(len(x.model))
+	var to int64
+	switch x.r.IntN(5) {
+	case 0:
+		to = 0
+	case 1, 2: // down
+		to = x.r.Int64N(size + 1)
+	default: // up, a little or a lot
+		to = min(size+1+x.r.Int64N(max(x.cfg.MaxSize-size, 1)), x.cfg.MaxSize)
+		if x.r.IntN(2) == 0 {
+			to = min(size+1+x.r.Int64N(64<<10), x.cfg.MaxSize)
+		}
+	}
+	x.counts["truncate"]++
+	x.log("%s ftruncate %d -> %d", d, size, to)
+	if err := d.f.Truncate(to); err != nil {
+		return fmt.Errorf("%s ftruncate %d -> %d: %w", d, size, to, err)
+	}
+	x.resize(to)
+	// Around the old end: zeros past it when the file grew.
+	from := max(min(size, to)-4096, 0)
+	return x.checkRange(d, from, int(min(max(size, to)-from, 1<<20)))
+}
+
+func (x *run) read() error {
+	d, err := x.pick(func(d *descriptor) bool { return d.readable() }, os.O_RDONLY)
+	if err != nil {
+		return err
+	}
+	length := x.length()
+	off := x.offset(length)
+	x.counts["read"]++
+	x.log("%s pread %d bytes at %d (size %d)", d, length, off, len(x.model))
+	return x.checkRangeWith(d, off, length)
+}
+
+func (x *run) fsync() error {
+	d, err := x.pick(func(d *descriptor) bool { return true }, os.O_RDWR)
+	if err != nil {
+		return err
+	}
+	x.counts["fsync"]++
+	x.log("%s fsync", d)
+	if err := d.f.Sync(); err != nil {
+		return fmt.Errorf("%s fsync: %w", d, err)
+	}
+	return x.checkSize(d)
+}
+
+// closeAndReopen closes one descriptor, or every one (the last close
+// commits the file), and opens a new one.
+func (x *run) closeAndReopen() error {
+	x.counts["close"]++
+	if x.r.IntN(3) == 0 {
+		if err := x.closeAll(); err != nil {
+			return err
+		}
+		return x.reopenAndCheck()
+	}
+	if len(x.fds) > 0 {
+		if err := x.closeOne(x.fds[x.r.IntN(len(x.fds))]); err != nil {
+			return err
+		}
+	}
+	return x.open()
+}
+
+func (x *run) closeOne(d *descriptor) error {
+	x.log("%s close", d)
+	for i, o := range x.fds {
+		if o == d {
+			x.fds = append(x.fds[:i], x.fds[i+1:]...)
+			break
+		}
+	}
+	if err := d.f.Close(); err != nil {
+		return fmt.Errorf("%s close: %w", d, err)
+	}
+	return nil
+}
+
+func (x *run) closeAll() error {
+	x.log("close every descriptor")
+	for len(x.fds) > 0 {
+		if err := x.closeOne(x.fds[0]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// reopenAndCheck opens a descriptor on the closed file and reads it whole.
+func (x *run) reopenAndCheck() error {
+	if err := x.open(); err != nil {
+		return err
+	}
+	return x.checkAll()
+}
+
+func (x *run) mmapRead() error {
+	size := int64(len(x.model))
+	if size == 0 {
+		return x.write()
+	}
+	d, err := x.pick(func(d *descriptor) bool { return d.readable() }, os.O_RDONLY)
+	if err != nil {
+		return err
+	}
+	off := x.r.Int64N(size)
+	length := int(min(int64(x.length()), size-off))
+	x.counts["mmap-read"]++
+	x.log("%s mmap read %d bytes at %d (size %d)", d, length, off, size)
+	m, err := d.f.Mmap(off, length, false)
+	if err != nil {
+		return fmt.Errorf("%s mmap read %d bytes at %d: %w", d, length, off, err)
+	}
+	got := x.scratch(length)
+	ferr := copyFaulting(got, m.Bytes())
+	if err := m.Unmap(); err != nil && ferr == nil {
+		ferr = fmt.Errorf("munmap: %w", err)
+	}
+	if ferr != nil {
+		return fmt.Errorf("%s mmap read %d bytes at %d: %w", d, length, off, ferr)
+	}
+	return x.compare(fmt.Sprintf("%s mmap read", d), off, got, x.model[off:off+int64(length)])
+}
+
+func (x *run) mmapWrite() error {
+	size := int64(len(x.model))
+	if size == 0 {
+		return x.write()
+	}
+	d, err := x.pick(func(d *descriptor) bool { return d.flag&os.O_RDWR != 0 && !d.appends() }, os.O_RDWR)
+	if err != nil {
+		return err
+	}
+	off := x.r.Int64N(size)
+	length := int(min(int64(x.length()), size-off))
+	data := x.bytes(length)
+	x.counts["mmap-write"]++
+	x.log("%s mmap write %d bytes at %d, msync (size %d)", d, length, off, size)
+	m, err := d.f.Mmap(off, length, true)
+	if err != nil {
+		return fmt.Errorf("%s mmap write %d bytes at %d: %w", d, length, off, err)
+	}
+	ferr := copyFaulting(m.Bytes(), data)
+	if ferr == nil {
+		if err := m.Sync(); err != nil {
+			ferr = err
+		}
+	}
+	if err := m.Unmap(); err != nil && ferr == nil {
+		ferr = fmt.Errorf("munmap: %w", err)
+	}
+	if ferr != nil {
+		return fmt.Errorf("%s mmap write %d bytes at %d: %w", d, length, off, ferr)
+	}
+	x.apply(off, data)
+	return x.checkRange(d, off, length)
+}
+
+// copyFaulting copies between a mapping and memory; a fault on the
+// mapping (SIGBUS, with SetPanicOnFault) is an error.
+func copyFaulting(dst, src []byte) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("memory fault on the mapping: %v", r)
+		}
+	}()
+	copy(dst, src)
+	return nil
+}
+
+// apply writes data at off into the model, zero-filling a hole before it.
+func (x *run) apply(off int64, data []byte) {
+	if end := off + int64(len(data)); end > int64(len(x.model)) {
+		x.resize(end)
+	}
+	copy(x.model[off:], data)
+}
+
+func (x *run) resize(size int64) {
+	if size <= int64(len(x.model)) {
+		x.model = x.model[:size]
+		return
+	}
+	grown := make([]byte, size)
+	copy(grown, x.model)
+	x.model = grown
+}
+
+// checkRange checks the size, then reads [off, off+length) back through
+// another descriptor than used when there is one.
+func (x *run) checkRange(used *descriptor, off int64, length int) error {
+	if err := x.checkSize(used); err != nil {
+		return err
+	}
+	d, err := x.checker(used)
+	if err != nil {
+		return err
+	}
+	if err := x.checkRangeWith(d, off, length); err != nil {
+		return err
+	}
+	if x.cfg.FullCheckEvery > 0 && len(x.history)%x.cfg.FullCheckEvery == 0 {
+		return x.checkAll()
+	}
+	return nil
+}
+
+// checkRangeWith reads [off, off+length) through d: the bytes the model
+// holds there, and a short read exactly at the end of the file.
+func (x *run) checkRangeWith(d *descriptor, off int64, length int) error {
+	got := x.scratch(length)
+	n, err := d.f.ReadAt(got, off)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s pread %d bytes at %d: %w", d, length, off, err)
+	}
+	size := int64(len(x.model))
+	want := x.model[min(off, size):min(off+int64(length), size)]
+	return x.compare(fmt.Sprintf("%s pread %d bytes at %d", d, length, off), off, got[:n], want)
+}
+
+func (x *run) checkSize(d *descriptor) error {
+	size, err := d.f.Size()
+	if err != nil {
+		return fmt.Errorf("%s fstat: %w", d, err)
+	}
+	if size != int64(len(x.model)) {
+		return fmt.Errorf("%s fstat: size %d, want %d", d, size, len(x.model))
+	}
+	return nil
+}
+
+// checkAll reads the whole file back through a random readable descriptor.
+func (x *run) checkAll() error {
+	d, err := x.pick(func(d *descriptor) bool { return d.readable() }, os.O_RDONLY)
+	if err != nil {
+		return err
+	}
+	x.counts["check-all"]++
+	x.log("%s read the whole file (%d bytes)", d, len(x.model))
+	if err := x.checkSize(d); err != nil {
+		return err
+	}
+	return x.checkRangeWith(d, 0, len(x.model)+1)
+}
+
+// compare reports the first byte where got differs from want.
+func (x *run) compare(what string, off int64, got, want []byte) error {
+	if bytes.Equal(got, want) {
+		return nil
+	}
+	if len(got) != len(want) {
+		return fmt.Errorf("%s: %d bytes, want %d (file size %d in the model)", what, len(got), len(want), len(x.model))
+	}
+	i := 0
+	for got[i] == want[i] {
+		i++
+	}
+	j := min(i+16, len(got))
+	return fmt.Errorf("%s: first difference at file offset %d: got % x, want % x", what, off+int64(i), got[i:j], want[i:j])
+}
