@@ -107,14 +107,14 @@ func TestFSXLocal(t *testing.T) {
 		fs   fsx.FS
 		want string // in the error
 	}{
-		{"a lost write", &buggyFS{dir: dirFS(t.TempDir()), loseWriteEvery: 50}, "first difference"},
+		{"a lost write", &buggyFS{dir: dirFS(t.TempDir()), loseWriteEvery: 50}, ", want "}, // a size or a byte
 		{"an ignored truncation", &buggyFS{dir: dirFS(t.TempDir()), ignoreTruncate: true}, "size"},
 		{"a stale mapping", &buggyFS{dir: dirFS(t.TempDir()), dropMmapWrites: true}, "first difference"},
 	} {
 		t.Run("catches "+bug.name, func(t *testing.T) {
 			_, err := fsx.Run(bug.fs, fsx.Defaults(fsxFixedSeeds[1], 300))
 			if err == nil || !strings.Contains(err.Error(), bug.want) {
-				t.Fatalf("with %s, the exerciser reported %v; want an error about %q", bug.name, err, bug.want)
+				t.Fatalf("with %s, the exerciser reported %v; want an error with %q", bug.name, err, bug.want)
 			}
 			t.Logf("caught: %.300s", err)
 		})

@@ -177,17 +177,26 @@ func (x *run) log(format string, args ...any) {
 }
 
 // create writes the file's first version front to back and closes it, so
-// that the run changes an existing object.
+// that the run changes an existing object; or, one time in two, keeps its
+// descriptor open, so that the run changes a file still being written.
 func (x *run) create() error {
 	size := x.r.Int64N(x.cfg.MaxSize / 2)
 	if x.r.IntN(4) == 0 {
 		size = x.r.Int64N(64 << 10)
 	}
-	x.log("create, %d bytes written front to back", size)
-	f, err := x.fs.OpenFile(x.cfg.Name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		return err
+	keep := x.r.IntN(2) == 0
+	if keep {
+		x.log("create, %d bytes written front to back, the descriptor kept open", size)
+	} else {
+		x.log("create, %d bytes written front to back", size)
 	}
+	x.opened++
+	d := &descriptor{id: x.opened, flag: os.O_CREATE | os.O_TRUNC | os.O_WRONLY}
+	f, err := x.fs.OpenFile(x.cfg.Name, d.flag, 0o644)
+	if err != nil {
+		return fmt.Errorf("create: open: %w", err)
+	}
+	d.f = f
 	data := x.bytes(int(size))
 	for off := 0; off < len(data); off += 1 << 20 {
 		if _, err := f.Write(data[off:min(off+1<<20, len(data))]); err != nil {
@@ -195,10 +204,14 @@ func (x *run) create() error {
 			return fmt.Errorf("create: write at %d: %w", off, err)
 		}
 	}
+	x.model = data
+	if keep {
+		x.fds = append(x.fds, d)
+		return nil
+	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("create: close: %w", err)
 	}
-	x.model = data
 	return x.open()
 }
 
