@@ -109,6 +109,7 @@ type run struct {
 	history []string // the operations so far, for a failure's report
 	counts  map[string]int
 	buf     []byte // reused by reads
+	wbuf    []byte // reused by writes
 }
 
 // scratch returns a buffer of n bytes, reused from one read to the next.
@@ -197,14 +198,16 @@ func (x *run) create() error {
 		return fmt.Errorf("create: open: %w", err)
 	}
 	d.f = f
+	x.model = nil
 	data := x.bytes(int(size))
 	for off := 0; off < len(data); off += 1 << 20 {
-		if _, err := f.Write(data[off:min(off+1<<20, len(data))]); err != nil {
+		piece := data[off:min(off+1<<20, len(data))]
+		if _, err := f.Write(piece); err != nil {
 			f.Close()
 			return fmt.Errorf("create: write at %d: %w", off, err)
 		}
+		x.apply(int64(off), piece)
 	}
-	x.model = data
 	if keep {
 		x.fds = append(x.fds, d)
 		return nil
@@ -215,9 +218,13 @@ func (x *run) create() error {
 	return x.open()
 }
 
-// bytes returns n random bytes.
+// bytes returns n random bytes, in a buffer the next call reuses (the FS
+// must not keep what it is given to write).
 func (x *run) bytes(n int) []byte {
-	b := make([]byte, n)
+	if cap(x.wbuf) < n {
+		x.wbuf = make([]byte, n)
+	}
+	b := x.wbuf[:n]
 	_, _ = x.data.Read(b)
 	return b
 }
@@ -576,9 +583,7 @@ func (x *run) resize(size int64) {
 		x.model = x.model[:size]
 		return
 	}
-	grown := make([]byte, size)
-	copy(grown, x.model)
-	x.model = grown
+	x.model = append(x.model, make([]byte, size-int64(len(x.model)))...)
 }
 
 // checkRange checks the size, then reads [off, off+length) back through
