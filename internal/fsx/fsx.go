@@ -6,7 +6,10 @@
 //
 // It knows nothing of bucketfs: it drives an FS, which the tests implement
 // over a plain directory (proving the exerciser itself right), over a
-// bucketfs mount, and over the kernel-free core with a fake S3.
+// bucketfs mount, and over the kernel-free core with a fake S3. An FS that
+// reports its commits (Committer) is also checked for what each commit
+// holds, and may fail on purpose (Config.Faults): the exerciser then knows
+// which bytes the file must hold after a failure.
 package fsx
 
 import (
@@ -63,7 +66,43 @@ type Config struct {
 	FullCheckEvery int
 	// Logf, when set, receives a summary at the end.
 	Logf func(format string, args ...any)
+	// Faults accepts the failures an FS injects on purpose, marked with
+	// ErrTransient or ErrLost; it needs an FS that is a Committer. Any
+	// other error fails the run, as without Faults.
+	Faults bool
 }
+
+// Committer is an FS that reports its commits: each time the file's
+// content became durable (what it holds after a remount, or after a
+// failure loses what came since), with that content. The exerciser checks
+// that
+//   - a commit reported when a call returns holds the file as it was when
+//     the call was made (one made while writing holds what was there
+//     before the write: the write itself is committed later),
+//   - a successful fsync or close of a writable descriptor leaves the
+//     model's bytes committed (bucketfs's commit rule), and
+//   - after a change is lost (ErrLost), nothing is committed until every
+//     descriptor is closed, and the file then holds its last commit.
+type Committer interface {
+	// Commits returns the contents committed since the last call, oldest first.
+	Commits() [][]byte
+}
+
+// The errors an FS marks its injected failures with (wrapped, with
+// fmt.Errorf's %w, around the error the call answered); Config.Faults
+// accepts them.
+var (
+	// ErrTransient is a call that failed and changed nothing.
+	ErrTransient = errors.New("injected failure, nothing changed")
+	// ErrLost is a failure that lost every change since the file's last
+	// commit: each descriptor's calls may fail until every descriptor is
+	// closed; the file then holds its last commit.
+	ErrLost = errors.New("injected failure, changes since the last commit lost")
+)
+
+// errInjected ends a step that met an injected failure, once the run
+// caught up with it.
+var errInjected = errors.New("the step ended on an injected failure")
 
 // Defaults are the sizes of make test's runs: a file up to 24 MiB, so that
 // an object holds several multipart parts of more than 5 MiB, and writes
@@ -99,17 +138,21 @@ func (d *descriptor) String() string {
 
 // run is the state of one run.
 type run struct {
-	cfg     Config
-	fs      FS
-	r       *rand.Rand
-	data    *rand.ChaCha8 // the bytes written
-	model   []byte        // what the file must hold
-	fds     []*descriptor
-	opened  int      // descriptors opened so far
-	history []string // the operations so far, for a failure's report
-	counts  map[string]int
-	buf     []byte // reused by reads
-	wbuf    []byte // reused by writes
+	cfg       Config
+	fs        FS
+	committer Committer // fs, when it reports its commits; else nil
+	r         *rand.Rand
+	data      *rand.ChaCha8 // the bytes written
+	model     []byte        // what the file must hold
+	committed []byte        // what its last commit held (with a Committer)
+	commits   int           // how many commits there were
+	recheck   bool          // a change was lost: the next step reads the file back whole
+	fds       []*descriptor
+	opened    int      // descriptors opened so far
+	history   []string // the operations so far, for a failure's report
+	counts    map[string]int
+	buf       []byte // reused by reads
+	wbuf      []byte // reused by writes
 }
 
 // scratch returns a buffer of n bytes, reused from one read to the next.
@@ -125,6 +168,10 @@ func (x *run) scratch(n int) []byte {
 // it. Every descriptor is closed when it returns.
 func Run(fs FS, cfg Config) (final []byte, err error) {
 	x := &run{cfg: cfg, fs: fs, r: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x6a09e667f3bcc909)), counts: map[string]int{}}
+	x.committer, _ = fs.(Committer)
+	if cfg.Faults && x.committer == nil {
+		return nil, errors.New("fsx: Config.Faults needs an FS that is a Committer")
+	}
 	var key [32]byte
 	binary.LittleEndian.PutUint64(key[:], cfg.Seed)
 	x.data = rand.NewChaCha8(key)
@@ -140,27 +187,43 @@ func Run(fs FS, cfg Config) (final []byte, err error) {
 			err = x.report(err)
 		}
 	}()
-	if err := x.create(); err != nil {
+	if err := x.retry(x.create); err != nil {
 		return nil, err
 	}
 	for i := 0; i < cfg.Ops; i++ {
-		if err := x.step(i); err != nil {
+		if err := x.step(i); err != nil && !errors.Is(err, errInjected) {
 			return nil, err
 		}
 	}
-	if err := x.closeAll(); err != nil {
-		return nil, err
-	}
-	if err := x.reopenAndCheck(); err != nil {
-		return nil, err
-	}
-	if err := x.closeAll(); err != nil {
+	if err := x.retry(x.finish); err != nil {
 		return nil, err
 	}
 	if cfg.Logf != nil {
 		cfg.Logf("seed %d: %d operations %v; final size %d", cfg.Seed, cfg.Ops, x.counts, len(x.model))
 	}
 	return x.model, nil
+}
+
+// retry runs f again while an injected failure ends it, a few times.
+func (x *run) retry(f func() error) error {
+	for tries := 1; ; tries++ {
+		err := f()
+		if !errors.Is(err, errInjected) || tries == 10 {
+			return err
+		}
+	}
+}
+
+// finish closes every descriptor, reads the file back whole through a new
+// one, and closes it.
+func (x *run) finish() error {
+	if err := x.closeAll(); err != nil {
+		return err
+	}
+	if err := x.reopenAndCheck(); err != nil {
+		return err
+	}
+	return x.closeAll()
 }
 
 // report adds the seed and the last operations to err.
@@ -186,6 +249,7 @@ func (x *run) create() error {
 		size = x.r.Int64N(64 << 10)
 	}
 	keep := x.r.IntN(2) == 0
+	x.recheck = false // what a lost change left is created again here
 	if keep {
 		x.log("create, %d bytes written front to back, the descriptor kept open", size)
 	} else {
@@ -194,26 +258,33 @@ func (x *run) create() error {
 	x.opened++
 	d := &descriptor{id: x.opened, flag: os.O_CREATE | os.O_TRUNC | os.O_WRONLY}
 	f, err := x.fs.OpenFile(x.cfg.Name, d.flag, 0o644)
-	if err != nil {
-		return fmt.Errorf("create: open: %w", err)
+	if err := x.outcome("create: open", err); err != nil {
+		return err
 	}
 	d.f = f
+	x.fds = append(x.fds, d)
 	x.model = nil
 	data := x.bytes(int(size))
 	for off := 0; off < len(data); off += 1 << 20 {
 		piece := data[off:min(off+1<<20, len(data))]
-		if _, err := f.Write(piece); err != nil {
-			f.Close()
-			return fmt.Errorf("create: write at %d: %w", off, err)
+		n, err := f.Write(piece)
+		if err := x.outcome(fmt.Sprintf("create: write at %d", off), err); err != nil {
+			return err
+		}
+		if n != len(piece) {
+			return fmt.Errorf("create: write at %d: wrote %d of %d bytes", off, n, len(piece))
 		}
 		x.apply(int64(off), piece)
 	}
 	if keep {
-		x.fds = append(x.fds, d)
 		return nil
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("create: close: %w", err)
+	x.fds = x.fds[:len(x.fds)-1]
+	if err := x.outcome("create: close", f.Close()); err != nil {
+		return err
+	}
+	if err := x.durable("create: close"); err != nil {
+		return err
 	}
 	return x.open()
 }
@@ -240,8 +311,8 @@ func (x *run) openFlag(flag int) error {
 	d := &descriptor{id: x.opened, flag: flag}
 	x.log("open %s", d)
 	f, err := x.fs.OpenFile(x.cfg.Name, flag, 0o644)
-	if err != nil {
-		return fmt.Errorf("open %s: %w", d, err)
+	if err := x.outcome(fmt.Sprintf("open %s", d), err); err != nil {
+		return err
 	}
 	d.f = f
 	x.fds = append(x.fds, d)
@@ -319,6 +390,13 @@ func (x *run) length() int {
 
 // step does one random operation and checks its result.
 func (x *run) step(i int) error {
+	if x.recheck {
+		x.recheck = false
+		if x.commits == 0 {
+			return x.create() // the file was lost before its first commit
+		}
+		return x.reopenAndCheck()
+	}
 	switch n := x.r.IntN(100); {
 	case n < 20:
 		return x.write()
@@ -364,8 +442,11 @@ func (x *run) write() error {
 	x.counts["write"]++
 	x.log("%s pwrite %d bytes at %d (size %d)", d, length, off, len(x.model))
 	n, err := d.f.WriteAt(data, off)
-	if err != nil || n != length {
-		return fmt.Errorf("%s pwrite %d bytes at %d: wrote %d: %w", d, length, off, n, err)
+	if err := x.outcome(fmt.Sprintf("%s pwrite %d bytes at %d", d, length, off), err); err != nil {
+		return err
+	}
+	if n != length {
+		return fmt.Errorf("%s pwrite %d bytes at %d: wrote %d", d, length, off, n)
 	}
 	x.apply(off, data)
 	return x.checkRange(d, off, length)
@@ -385,8 +466,11 @@ func (x *run) append() error {
 	x.counts["append"]++
 	x.log("%s append %d bytes (size %d)", d, length, size)
 	n, err := d.f.Write(data)
-	if err != nil || n != length {
-		return fmt.Errorf("%s append %d bytes: wrote %d: %w", d, length, n, err)
+	if err := x.outcome(fmt.Sprintf("%s append %d bytes", d, length), err); err != nil {
+		return err
+	}
+	if n != length {
+		return fmt.Errorf("%s append %d bytes: wrote %d", d, length, n)
 	}
 	x.apply(size, data)
 	return x.checkRange(d, size, length)
@@ -412,8 +496,8 @@ func (x *run) truncate() error {
 	}
 	x.counts["truncate"]++
 	x.log("%s ftruncate %d -> %d", d, size, to)
-	if err := d.f.Truncate(to); err != nil {
-		return fmt.Errorf("%s ftruncate %d -> %d: %w", d, size, to, err)
+	if err := x.outcome(fmt.Sprintf("%s ftruncate %d -> %d", d, size, to), d.f.Truncate(to)); err != nil {
+		return err
 	}
 	x.resize(to)
 	// Around the old end: zeros past it when the file grew.
@@ -440,8 +524,13 @@ func (x *run) fsync() error {
 	}
 	x.counts["fsync"]++
 	x.log("%s fsync", d)
-	if err := d.f.Sync(); err != nil {
-		return fmt.Errorf("%s fsync: %w", d, err)
+	if err := x.outcome(fmt.Sprintf("%s fsync", d), d.f.Sync()); err != nil {
+		return err
+	}
+	if d.writable() {
+		if err := x.durable(fmt.Sprintf("%s fsync", d)); err != nil {
+			return err
+		}
 	}
 	return x.checkSize(d)
 }
@@ -472,8 +561,11 @@ func (x *run) closeOne(d *descriptor) error {
 			break
 		}
 	}
-	if err := d.f.Close(); err != nil {
-		return fmt.Errorf("%s close: %w", d, err)
+	if err := x.outcome(fmt.Sprintf("%s close", d), d.f.Close()); err != nil {
+		return err
+	}
+	if d.writable() {
+		return x.durable(fmt.Sprintf("%s close", d))
 	}
 	return nil
 }
@@ -509,17 +601,18 @@ func (x *run) mmapRead() error {
 	length := int(min(int64(x.length()), size-off))
 	x.counts["mmap-read"]++
 	x.log("%s mmap read %d bytes at %d (size %d)", d, length, off, size)
+	what := fmt.Sprintf("%s mmap read %d bytes at %d", d, length, off)
 	m, err := d.f.Mmap(off, length, false)
-	if err != nil {
-		return fmt.Errorf("%s mmap read %d bytes at %d: %w", d, length, off, err)
+	if err := x.outcome(what, err); err != nil {
+		return err
 	}
 	got := x.scratch(length)
 	ferr := copyFaulting(got, m.Bytes())
-	if err := m.Unmap(); err != nil && ferr == nil {
-		ferr = fmt.Errorf("munmap: %w", err)
+	if err := x.outcome(what+": munmap", m.Unmap()); err != nil {
+		return err
 	}
 	if ferr != nil {
-		return fmt.Errorf("%s mmap read %d bytes at %d: %w", d, length, off, ferr)
+		return fmt.Errorf("%s: %w", what, ferr)
 	}
 	return x.compare(fmt.Sprintf("%s mmap read", d), off, got, x.model[off:off+int64(length)])
 }
@@ -538,21 +631,21 @@ func (x *run) mmapWrite() error {
 	data := x.bytes(length)
 	x.counts["mmap-write"]++
 	x.log("%s mmap write %d bytes at %d, msync (size %d)", d, length, off, size)
+	what := fmt.Sprintf("%s mmap write %d bytes at %d", d, length, off)
 	m, err := d.f.Mmap(off, length, true)
-	if err != nil {
-		return fmt.Errorf("%s mmap write %d bytes at %d: %w", d, length, off, err)
+	if err := x.outcome(what, err); err != nil {
+		return err
 	}
-	ferr := copyFaulting(m.Bytes(), data)
-	if ferr == nil {
-		if err := m.Sync(); err != nil {
-			ferr = err
-		}
+	if err := copyFaulting(m.Bytes(), data); err != nil {
+		_ = m.Unmap()
+		return fmt.Errorf("%s: %w", what, err)
 	}
-	if err := m.Unmap(); err != nil && ferr == nil {
-		ferr = fmt.Errorf("munmap: %w", err)
+	if err := x.outcome(what+": msync", m.Sync()); err != nil {
+		_ = m.Unmap() // after a failure: the mapping goes, its changes with it
+		return err
 	}
-	if ferr != nil {
-		return fmt.Errorf("%s mmap write %d bytes at %d: %w", d, length, off, ferr)
+	if err := x.outcome(what+": munmap", m.Unmap()); err != nil {
+		return err
 	}
 	x.apply(off, data)
 	return x.checkRange(d, off, length)
@@ -610,8 +703,11 @@ func (x *run) checkRange(used *descriptor, off int64, length int) error {
 func (x *run) checkRangeWith(d *descriptor, off int64, length int) error {
 	got := x.scratch(length)
 	n, err := d.f.ReadAt(got, off)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%s pread %d bytes at %d: %w", d, length, off, err)
+	if errors.Is(err, io.EOF) {
+		err = nil
+	}
+	if err := x.outcome(fmt.Sprintf("%s pread %d bytes at %d", d, length, off), err); err != nil {
+		return err
 	}
 	size := int64(len(x.model))
 	want := x.model[min(off, size):min(off+int64(length), size)]
@@ -620,8 +716,8 @@ func (x *run) checkRangeWith(d *descriptor, off int64, length int) error {
 
 func (x *run) checkSize(d *descriptor) error {
 	size, err := d.f.Size()
-	if err != nil {
-		return fmt.Errorf("%s fstat: %w", d, err)
+	if err := x.outcome(fmt.Sprintf("%s fstat", d), err); err != nil {
+		return err
 	}
 	if size != int64(len(x.model)) {
 		return fmt.Errorf("%s fstat: size %d, want %d", d, size, len(x.model))
@@ -657,4 +753,67 @@ func (x *run) compare(what string, off int64, got, want []byte) error {
 	}
 	j := min(i+16, len(got))
 	return fmt.Errorf("%s: first difference at file offset %d: got % x, want % x", what, off+int64(i), got[i:j], want[i:j])
+}
+
+// outcome takes the answer of a call on the FS: its error, and the commits
+// made meanwhile, which must hold the model as it was when the call was
+// made (the caller applies the call's own change after outcome). With
+// Config.Faults, an injected failure ends the step (errInjected), once
+// the run caught up with it (lose).
+func (x *run) outcome(what string, err error) error {
+	if x.committer != nil {
+		for _, c := range x.committer.Commits() {
+			if cerr := x.compare("a commit during "+what, 0, c, x.model); cerr != nil {
+				return cerr
+			}
+			x.committed = c
+			x.commits++
+		}
+	}
+	switch {
+	case err == nil:
+		return nil
+	case x.cfg.Faults && errors.Is(err, ErrTransient):
+		x.counts["transient"]++
+		x.log("%s failed, nothing changed: %v", what, err)
+		return errInjected
+	case x.cfg.Faults && errors.Is(err, ErrLost):
+		x.counts["lost"]++
+		x.log("%s failed, changes since the last commit lost: %v", what, err)
+		if err := x.lose(); err != nil {
+			return err
+		}
+		return errInjected
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// lose catches up with a lost change: every descriptor is closed (their
+// closes may fail too), nothing may be committed meanwhile, and the model
+// goes back to the last commit, which the next step reads back whole (or
+// creates the file again, when there was none).
+func (x *run) lose() error {
+	for len(x.fds) > 0 {
+		d := x.fds[0]
+		x.fds = x.fds[1:]
+		x.log("%s close after the loss", d)
+		if err := d.f.Close(); err != nil && !errors.Is(err, ErrLost) && !errors.Is(err, ErrTransient) {
+			return fmt.Errorf("%s close after a lost change: %w", d, err)
+		}
+	}
+	if c := x.committer.Commits(); len(c) > 0 {
+		return fmt.Errorf("%d commits (the last of %d bytes) after a lost change: a failed file must publish nothing", len(c), len(c[len(c)-1]))
+	}
+	x.model = bytes.Clone(x.committed)
+	x.recheck = true
+	return nil
+}
+
+// durable checks, with a Committer, that a successful fsync or close of a
+// writable descriptor left the model's bytes committed.
+func (x *run) durable(what string) error {
+	if x.committer == nil {
+		return nil
+	}
+	return x.compare(what+" succeeded, but the last commit", 0, x.committed, x.model)
 }
