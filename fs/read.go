@@ -73,10 +73,9 @@ type readHandle struct {
 	runLen     int64        // length of the last finished run: what a random read fetches
 	held       int          // full-size blocks held from the budget (fairShare)
 	// The last failed read (not a changed version, not an interrupt):
-	// recentFailure repeats its errno for reads of the same bytes.
-	failOff, failEnd int64
-	failAt           time.Time
-	failErrno        syscall.Errno
+	// recentFailure repeats its errno for a while.
+	failAt    time.Time
+	failErrno syscall.Errno
 }
 
 var (
@@ -121,16 +120,17 @@ func (h *readHandle) maxWindow() int {
 	return w
 }
 
-// failureRepeat is how long a failed read's error answers the reads of
-// the same bytes again at once: through the page cache, the kernel follows
-// a failed read-ahead with a read of the same page, which would otherwise
-// wait for S3 as long again (an outage would take twice its bound).
+// failureRepeat is how long a failed read's error answers the handle's
+// next reads at once: through the page cache, the kernel follows a failed
+// read-ahead with a read of the same page, and sends a read-ahead window
+// as several reads, each of which would otherwise wait for S3 as long
+// again (an outage would take a multiple of its bound).
 const failureRepeat = 2 * time.Second
 
-// recentFailure says whether bytes [off, off+n) failed to read within
+// recentFailure says whether a read of the handle failed within
 // failureRepeat, and with which errno (h.mu held).
-func (h *readHandle) recentFailure(off, n int64) (syscall.Errno, bool) {
-	if h.failErrno == 0 || time.Since(h.failAt) >= failureRepeat || off >= h.failEnd || off+n <= h.failOff {
+func (h *readHandle) recentFailure() (syscall.Errno, bool) {
+	if h.failErrno == 0 || time.Since(h.failAt) >= failureRepeat {
 		return 0, false
 	}
 	return h.failErrno, true
@@ -144,7 +144,7 @@ func (h *readHandle) sameBytesMove() bool {
 		return false
 	}
 	to, ok := h.node.sameBytesAs(h.etag)
-	if !ok || (h.pageCache && !h.node.pageCacheHolds(to)) {
+	if !ok || (h.pageCache && !h.node.movePageCache(h.etag, to)) {
 		return false
 	}
 	h.etag = to
@@ -185,7 +185,7 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 			}
 		}
 	}
-	if errno, ok := h.recentFailure(off, int64(len(dest))); ok {
+	if errno, ok := h.recentFailure(); ok {
 		return nil, errno
 	}
 	for {
@@ -210,7 +210,7 @@ func (h *readHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 		if !errors.Is(err, s3client.ErrPreconditionFailed) {
 			errno := core.Errno(err)
 			if errno != syscall.EINTR {
-				h.failOff, h.failEnd, h.failAt, h.failErrno = off, off+int64(len(dest)), time.Now(), errno
+				h.failAt, h.failErrno = time.Now(), errno
 			}
 			return nil, errno
 		}
@@ -637,6 +637,21 @@ func (f *fileNode) adoptPageCache(etag string) {
 	f.mu.Lock()
 	f.cached = etag
 	f.mu.Unlock()
+}
+
+// movePageCache says the page cache may hold version to, whose bytes are
+// those of version from: true when it holds either (it then holds to).
+func (f *fileNode) movePageCache(from, to string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch f.cached {
+	case to:
+		return true
+	case from:
+		f.cached = to
+		return true
+	}
+	return false
 }
 
 // pageCacheHolds says whether pages of version etag may go to the page
