@@ -36,7 +36,7 @@ func TestOpsCleanup(t *testing.T) {
 		}
 		return len(ids)
 	}
-	conn := []string{"--endpoint-url", srv.Endpoint, "--force-path-style"}
+	conn := []string{"--endpoint-url", srv.Endpoint, "--force-path-style", "--cache-dir", t.TempDir()}
 	cleanup := func(args ...string) (string, int) {
 		t.Helper()
 		out, code := cli(t, srv, append(append([]string{"cleanup"}, args...), append(conn, bucket)...)...)
@@ -49,9 +49,15 @@ func TestOpsCleanup(t *testing.T) {
 		}
 		return out, code
 	}
+	// lastLine is the uploads' summary (the staged edits' follows it).
 	lastLine := func(out string) string {
-		lines := strings.Split(strings.TrimSpace(out), "\n")
-		return lines[len(lines)-1]
+		summary := ""
+		for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+			if strings.HasPrefix(l, "found ") {
+				summary = l
+			}
+		}
+		return summary
 	}
 
 	out, code := cleanup("--older-than", "0s", "--dry-run")

@@ -60,7 +60,7 @@ func expectOutput(t testing.TB, res shellResult, want string) {
 // TestStagedCrashKeepsEditsLocal: a daemon killed with an edit in place
 // staged leaves the object as it was; the next mount with the same
 // --cache-dir moves the staged file to lost+found, named by its key, and
-// never uploads it.
+// never uploads it; bucketfs cleanup removes it.
 func TestStagedCrashKeepsEditsLocal(t *testing.T) {
 	requireFUSE(t)
 	srv := s3test.StartMinIO(t)
@@ -97,6 +97,17 @@ func TestStagedCrashKeepsEditsLocal(t *testing.T) {
 	}
 	if fi, err := os.Stat(cacheDir); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("the cache directory: %v, %v; want mode 0700", fi, err)
+	}
+	// bucketfs cleanup removes it, and leaves the running mount's stage alone.
+	out, code := cli(t, srv, "cleanup", "--older-than", "0s", "--cache-dir", cacheDir, "--endpoint-url", srv.Endpoint, "--force-path-style", bucket)
+	if code != 0 || !strings.Contains(out, `removed staged edit of "log"`) {
+		t.Fatalf("bucketfs cleanup: exit %d:\n%s", code, out)
+	}
+	if left, _ := filepath.Glob(filepath.Join(cacheDir, "lost+found", "*.data")); len(left) != 0 {
+		t.Fatalf("lost+found after cleanup: %v", left)
+	}
+	if live, _ := filepath.Glob(filepath.Join(cacheDir, "mount-*", "lock")); len(live) != 1 {
+		t.Fatalf("the running mount's stage directory: %v, want it kept", live)
 	}
 }
 

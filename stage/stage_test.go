@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/sirupsen/logrus"
 )
@@ -236,5 +237,64 @@ func TestCrashedMountsStageIsKeptNotReused(t *testing.T) {
 	}
 	if _, err := os.Stat(dead); !os.IsNotExist(err) {
 		t.Fatalf("the crashed mount's directory is still there: %v", err)
+	}
+}
+
+func TestSweepRemovesOnlyOldLeftovers(t *testing.T) {
+	root := t.TempDir()
+	live, err := Open(root, 1<<20, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	f, err := live.Create("live/key", Base{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	lost := filepath.Join(root, "lost+found")
+	os.MkdirAll(lost, 0o700)
+	os.WriteFile(filepath.Join(lost, "old.data"), []byte("old edit"), 0o600)
+	os.WriteFile(filepath.Join(lost, "old.key"), []byte("a/old"), 0o600)
+	os.WriteFile(filepath.Join(lost, "new.data"), []byte("new edit"), 0o600)
+	os.WriteFile(filepath.Join(lost, "new.key"), []byte("a/new"), 0o600)
+	past := time.Now().Add(-48 * time.Hour)
+	os.Chtimes(filepath.Join(lost, "old.data"), past, past)
+	dead := filepath.Join(root, "mount-dead")
+	os.MkdirAll(dead, 0o700)
+	os.WriteFile(filepath.Join(dead, "lock"), nil, 0o600)
+	os.WriteFile(filepath.Join(dead, "1.data"), []byte("x"), 0o600)
+	os.Chtimes(filepath.Join(dead, "1.data"), past, past)
+
+	seen := map[string]bool{}
+	sweep := func(dry bool) {
+		seen = map[string]bool{}
+		if err := Sweep(root, 24*time.Hour, dry, time.Now(), func(l Leftover, removed bool, err error) {
+			if err != nil {
+				t.Errorf("%s: %v", l.Path, err)
+			}
+			seen[l.Key+"|"+filepath.Base(l.Path)] = removed
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sweep(true)
+	if len(seen) != 3 || !seen["a/old|old.data"] || seen["a/new|new.data"] || !seen["|1.data"] {
+		t.Fatalf("dry run saw %v", seen)
+	}
+	if _, err := os.Stat(filepath.Join(lost, "old.data")); err != nil {
+		t.Fatal("a dry run removed a file")
+	}
+	sweep(false)
+	for _, gone := range []string{filepath.Join(lost, "old.data"), filepath.Join(lost, "old.key"), dead} {
+		if _, err := os.Stat(gone); !os.IsNotExist(err) {
+			t.Errorf("%s is still there", gone)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(lost, "new.data")); err != nil {
+		t.Error("a leftover younger than the bound was removed")
+	}
+	if _, err := os.Stat(live.Path()); err != nil {
+		t.Error("a running mount's stage directory was touched")
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"sync"
 	"time"
 
+	bfs "github.com/bucketfs/bucketfs/fs"
 	"github.com/bucketfs/bucketfs/s3client"
+	"github.com/bucketfs/bucketfs/stage"
 )
 
 // cleanupOptions are the settings of bucketfs cleanup.
@@ -19,6 +21,7 @@ type cleanupOptions struct {
 	prefix    string
 	olderThan time.Duration
 	dryRun    bool
+	cacheDir  string // where crashed mounts' staged edits are swept (--cache-dir)
 	help      bool
 }
 
@@ -38,7 +41,9 @@ func newCleanupFlags(o *cleanupOptions) *commandLine {
 	g.add(&flagSpec{name: "older-than", arg: "D", def: defaultOlderThan.String(), value: durationValue{&o.olderThan},
 		usage: "abort only uploads started at least this long ago; 0s aborts every one, live writers' included"})
 	g.add(&flagSpec{name: "dry-run", value: boolValue{&o.dryRun},
-		usage: "list what would be aborted, abort nothing"})
+		usage: "list what would be aborted or removed, abort and remove nothing"})
+	g.add(&flagSpec{name: "cache-dir", arg: "DIR", def: "$XDG_CACHE_HOME/bucketfs or ~/.cache/bucketfs", value: stringValue{&o.cacheDir},
+		usage: "also remove the staged edits that mounts which ended without unmounting left there (lost+found), written more than --older-than ago; running mounts' are never touched"})
 	addConnectionFlags(c, &o.conn)
 	g = c.group("")
 	g.add(&flagSpec{name: "help", short: "h", value: boolValue{&o.help}, usage: "print this help and exit"})
@@ -48,7 +53,8 @@ func newCleanupFlags(o *cleanupOptions) *commandLine {
 const cleanupHelpHeader = `Usage: bucketfs cleanup [flags] BUCKET
 
 Aborts the incomplete multipart uploads of BUCKET started more than
---older-than ago, which frees the storage their parts take. A daemon that was
+--older-than ago, which frees the storage their parts take, and removes the
+staged edits crashed mounts left in --cache-dir (never uploaded). A daemon that was
 killed (kill -9, a crash, a power cut) leaves the upload of each file it was
 writing incomplete; nothing aborts them at mount time, since another client's
 upload may be live. A bucket lifecycle rule (AbortIncompleteMultipartUpload)
@@ -88,11 +94,51 @@ func runCleanup(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, describeBucketError(err, o.bucket, o.conn), "")
 	}
-	if sum.failed > 0 {
-		fmt.Fprintf(stderr, "bucketfs: %d upload(s) could not be aborted; run bucketfs cleanup again\n", sum.failed)
+	staged := sweepStage(o, stdout, time.Now())
+	if sum.failed > 0 || staged > 0 {
+		fmt.Fprintf(stderr, "bucketfs: %d upload(s) could not be aborted and %d staged file(s) not removed; run bucketfs cleanup again\n", sum.failed, staged)
 		return 1
 	}
 	return 0
+}
+
+// sweepStage removes the leftovers of crashed mounts in o.cacheDir (stage
+// package), printing a line for each and a summary, and returns how many
+// could not be removed.
+func sweepStage(o *cleanupOptions, out io.Writer, now time.Time) (failed int) {
+	dir := o.cacheDir
+	if dir == "" {
+		dir = bfs.DefaultCacheDir()
+	}
+	var found, removed, kept int
+	err := stage.Sweep(dir, o.olderThan, o.dryRun, now, func(l stage.Leftover, gone bool, err error) {
+		found++
+		what := fmt.Sprintf("staged edit of %q (%s, %d bytes, written %s ago)", l.Key, l.Path, l.Size, now.Sub(l.Modified).Truncate(time.Second))
+		switch {
+		case err != nil:
+			failed++
+			fmt.Fprintf(out, "failed  %s: %v\n", what, err)
+		case !gone:
+			kept++
+			fmt.Fprintf(out, "kept    %s\n", what)
+		case o.dryRun:
+			removed++
+			fmt.Fprintf(out, "would remove %s\n", what)
+		default:
+			removed++
+			fmt.Fprintf(out, "removed %s\n", what)
+		}
+	})
+	if err != nil {
+		fmt.Fprintf(out, "staged edits in %s: %v\n", dir, err)
+		return failed + 1
+	}
+	if o.dryRun {
+		fmt.Fprintf(out, "staged edits in %s: found %d, would remove %d, kept %d (dry run: nothing removed)\n", dir, found, removed, kept)
+	} else {
+		fmt.Fprintf(out, "staged edits in %s: found %d, removed %d, kept %d, failed %d\n", dir, found, removed, kept, failed)
+	}
+	return failed
 }
 
 // incompleteUpload is a multipart upload that was started and neither
