@@ -25,7 +25,9 @@ type Config struct {
 	WriterWait time.Duration
 	// OutOfOrderWait bounds how long a write past the end waits for the
 	// writes before it (the kernel may deliver them out of order) before
-	// the gap is taken as a hole and filled with zeros (0: DefaultOutOfOrderWait).
+	// the gap is taken as a hole and filled with zeros (0:
+	// DefaultOutOfOrderWait). Only without a Stage: with one, such a write
+	// stages the file at once and the gap is a hole of the stage.
 	OutOfOrderWait time.Duration
 	// RequestTimeout bounds the small S3 calls of a rename or unlink of a
 	// file being written (0: DefaultRequestTimeout).

@@ -202,8 +202,8 @@ func (f *File) OpenWrite(ctx context.Context, pid uint32, key string, mode OpenM
 
 // OpenRead waits until the file holds no bytes that are not in S3, so that a
 // reader sees what was written through this mount (close-to-open), for at
-// most Config.WriterWait; then EBUSY (reading a file while it is written is
-// not supported yet).
+// most Config.WriterWait; then EBUSY. It is for a Core without a Stage:
+// with one, a reader reads through the open session instead (File.ReadAt).
 func (f *File) OpenRead(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
