@@ -24,10 +24,14 @@ var (
 // mmapSHA, maps and hashes instead of running tests.
 const mmapChildEnv = "BUCKETFS_E2E_MMAP"
 
-// TestMain removes the binary built for the tests, and is the mmap child.
+// TestMain removes the binary built for the tests, and is the mmap child
+// and the exerciser's child (staged_fsx_test.go).
 func TestMain(m *testing.M) {
 	if path := os.Getenv(mmapChildEnv); path != "" {
 		os.Exit(mmapChild(path))
+	}
+	if spec := os.Getenv(fsxChildEnv); spec != "" {
+		os.Exit(fsxChild(spec))
 	}
 	code := m.Run()
 	if buildDir != "" {
