@@ -357,8 +357,8 @@ func (x *run) checker(used *descriptor) (*descriptor, error) {
 	return x.pick(func(d *descriptor) bool { return d.readable() }, os.O_RDONLY)
 }
 
-// offset picks where an operation starts: anywhere in the file or a little
-// past its end, often at a page or a part boundary.
+// offset picks where an operation starts: anywhere in the file, at its
+// end or a little past it, often at a page or a part boundary.
 func (x *run) offset(length int) int64 {
 	size := int64(len(x.model))
 	limit := max(x.cfg.MaxSize-int64(length), 0)
@@ -371,6 +371,8 @@ func (x *run) offset(length int) int64 {
 		off = x.r.Int64N(size+1) &^ 4095
 	case 2: // past the end: a hole
 		off = size + x.r.Int64N(2<<20)
+	case 3: // at the end: a write goes on where the last one ended, as a log's
+		off = size
 	default:
 		off = x.r.Int64N(size + 1)
 	}
