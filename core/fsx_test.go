@@ -92,7 +92,8 @@ func testFSX(t *testing.T, fixed []uint64, faults bool) {
 //     another open descriptor or by pid 0 (a caller outside the daemon's
 //     pid namespace). A close is Flush by the opener, sometimes after a
 //     Flush by another process (a forked child closing its copy, which
-//     must not commit), then Release.
+//     must not commit), then Release; the last write descriptor's close is
+//     sometimes another process's Flush alone, so that Release commits.
 //   - An O_RDONLY descriptor reads through File.ReadAt while a write
 //     session is open, else the object, as fs's read handles do; its
 //     fsync and close do nothing.
@@ -382,8 +383,11 @@ func (w *fsxWriter) Mmap(off int64, length int, writable bool) (fsx.Mapping, err
 	return w.c.mmap(w, off, length, writable)
 }
 
-// Close is close(2) of the last copy of the descriptor: sometimes a forked
-// child's close first, then the opener's, then RELEASE.
+// Close is close(2) of the last copy of the descriptor. The kernel sends
+// FLUSH for the close of every copy and RELEASE after the last: here the
+// opener's close, sometimes after a forked child's (which must not
+// commit); or, for the last write descriptor, sometimes only another
+// process's (the descriptor was handed over), so that RELEASE commits.
 func (w *fsxWriter) Close() error {
 	c := w.c
 	if w.closed {
@@ -397,8 +401,10 @@ func (w *fsxWriter) Close() error {
 		}
 	}
 	before := c.begin()
+	opener := true
 	var childErr error
-	if c.r.IntN(4) == 0 {
+	if n := c.r.IntN(8); n < 2 || n == 2 && len(c.writers) == 0 {
+		opener = n < 2
 		c.lastPid++
 		err := w.h.Flush(ctx, c.lastPid)
 		c.mu.Lock()
@@ -411,7 +417,10 @@ func (w *fsxWriter) Close() error {
 			childErr = fmt.Errorf("a close by process %d, which did not open the file: %w", c.lastPid, err)
 		}
 	}
-	err := w.h.Flush(ctx, w.pid)
+	var err error
+	if opener {
+		err = w.h.Flush(ctx, w.pid)
+	}
 	w.h.Release(ctx)
 	if childErr != nil {
 		return childErr
