@@ -498,12 +498,11 @@ func (r *fsxReader) Mmap(off int64, length int, writable bool) (fsx.Mapping, err
 
 // fsxMapping is a shared mapping, emulated (see fsxCore).
 type fsxMapping struct {
-	d        fsx.File
-	w        *fsxWriter // d, when the mapping is writable
+	w        *fsxWriter // the descriptor, when the mapping is writable
 	start    int64      // the first page's offset
 	pages    []byte     // the mapped pages, from start
 	clean    []byte     // pages as last read or written back (writable)
-	from, to int        // the range asked for, in pages
+	from, to int        // the range asked for, within pages
 }
 
 const fsxPage = 4096
@@ -511,7 +510,7 @@ const fsxPage = 4096
 func (c *fsxCore) mmap(d fsx.File, off int64, length int, writable bool) (fsx.Mapping, error) {
 	start := off / fsxPage * fsxPage
 	end := (off + int64(length) + fsxPage - 1) / fsxPage * fsxPage
-	m := &fsxMapping{d: d, start: start, pages: make([]byte, end-start), from: int(off - start), to: int(off-start) + length}
+	m := &fsxMapping{start: start, pages: make([]byte, end-start), from: int(off - start), to: int(off-start) + length}
 	// The pages are read at map time; past the end of the file they are zeros.
 	if _, err := d.ReadAt(m.pages, start); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
