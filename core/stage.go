@@ -284,12 +284,15 @@ func (f *File) readLocked(ctx context.Context, s *session, p []byte, off int64) 
 	if err := f.stageLocked(ctx, s, true); err != nil {
 		return 0, err
 	}
-	n, err := s.st.ReadAt(ctx, p, off)
+	// The fetch of a missing block runs to its end even when the read is
+	// interrupted (a page fault's read is interrupted again and again by
+	// the faulting process's signals): the block is kept and the retry
+	// finds it, instead of never completing.
+	rctx, cancel := f.c.own(ctx)
+	defer cancel()
+	n, err := s.st.ReadAt(rctx, p, off)
 	if err != nil && !errors.Is(err, io.EOF) {
 		f.c.log.WithError(err).WithFields(f.fields(s)).WithField("op", "read").Error("reading the staged file failed")
-		if errors.Is(err, context.Canceled) {
-			return n, syscall.EINTR
-		}
 		return n, syscall.EIO
 	}
 	return n, nil
