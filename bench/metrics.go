@@ -116,6 +116,20 @@ func freeAddr() (string, error) {
 
 // inOrder runs a then b in odd rounds and b then a in even ones, so that
 // a machine that drifts over a run favours neither.
+// runSides runs a round's plain mount, and with withMetrics the metrics
+// mount too (in inOrder's order), recording the plain sample *plain as
+// the metrics row's baseline.
+func runSides(round int, withMetrics *result, plain *sample, mountSide, metricsSide func() error) error {
+	if withMetrics == nil {
+		return mountSide()
+	}
+	if err := inOrder(round, mountSide, metricsSide); err != nil {
+		return err
+	}
+	withMetrics.Direct = append(withMetrics.Direct, *plain)
+	return nil
+}
+
 func inOrder(round int, a, b func() error) error {
 	if round%2 == 0 {
 		a, b = b, a

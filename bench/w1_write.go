@@ -59,16 +59,7 @@ func (r *runner) runW1(p *profile) ([]*result, error) {
 			r.progress.printf("  round %d mount with --metrics-addr: %s", round, formatValue(res.Metric, value(res.Metric, s)))
 			return r.deleteKeys(bucketWrite, key+"-metrics")
 		}
-		var err error
-		if withMetrics != nil {
-			err = inOrder(round, mountSide, metricsSide)
-			if err == nil {
-				withMetrics.Direct = append(withMetrics.Direct, plain)
-			}
-		} else {
-			err = mountSide()
-		}
-		if err != nil {
+		if err := runSides(round, withMetrics, &plain, mountSide, metricsSide); err != nil {
 			return results, err
 		}
 

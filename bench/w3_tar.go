@@ -72,16 +72,7 @@ func (r *runner) runW3(p *profile) ([]*result, error) {
 			r.progress.printf("  round %d mount with --metrics-addr: %s, %s", round, formatValue(res.Metric, s.Seconds), formatCounts(s.Requests))
 			return nil
 		}
-		var err error
-		if withMetrics != nil {
-			err = inOrder(round, mountSide, metricsSide)
-			if err == nil {
-				withMetrics.Direct = append(withMetrics.Direct, plain)
-			}
-		} else {
-			err = mountSide()
-		}
-		if err != nil {
+		if err := runSides(round, withMetrics, &plain, mountSide, metricsSide); err != nil {
 			return results, err
 		}
 
