@@ -16,6 +16,10 @@ const (
 	metaUID   = "uid"
 	metaGID   = "gid"
 	metaMtime = "mtime"
+	metaCtime = "ctime"
+	metaAtime = "atime"
+	metaRdev  = "rdev"
+	metaXattr = "xattr"
 )
 
 // entryAttr is what bucketfs knows of one name: a file or a directory and
@@ -29,6 +33,10 @@ type entryAttr struct {
 	mode     uint32
 	uid, gid int64 // -1 when the object carries none
 	mtimeSet bool  // mtime comes from x-amz-meta-mtime (or a utimes), not LastModified
+	// ctime and atime come from x-amz-meta-ctime and -atime, or from a
+	// change through this mount; zero when unknown (mtime is shown).
+	ctime, atime time.Time
+	rdev         uint32 // a device node's number (x-amz-meta-rdev)
 	// marker is true for a directory known to have a "dir/" marker object,
 	// whose metadata holds the directory's attributes.
 	marker   bool
@@ -72,10 +80,37 @@ func (a entryAttr) withMeta() map[string]string {
 	if a.gid >= 0 {
 		m[metaGID] = strconv.FormatInt(a.gid, 10)
 	}
+	// A time the entry no longer has (a write made LastModified its mtime
+	// and ctime) leaves the metadata.
+	delete(m, metaMtime)
+	delete(m, metaCtime)
+	delete(m, metaAtime)
 	if a.mtimeSet {
 		m[metaMtime] = formatMtime(a.mtime)
 	}
+	if !a.ctime.IsZero() {
+		m[metaCtime] = formatMtime(a.ctime)
+	}
+	if !a.atime.IsZero() {
+		m[metaAtime] = formatMtime(a.atime)
+	}
+	if a.rdev != 0 {
+		m[metaRdev] = strconv.FormatUint(uint64(a.rdev), 10)
+	}
 	return m
+}
+
+// created returns the attributes of an entry this mount makes now: type and
+// permission bits mode, owned by the caller (uid, gid), its three times now.
+func created(mode uint32, uid, gid uint32) entryAttr {
+	now := time.Now()
+	return entryAttr{mode: mode, uid: int64(uid), gid: int64(gid), mtime: now, mtimeSet: true, ctime: now, atime: now}
+}
+
+// changed records a change of the entry's status (chmod, chown, rename,
+// write, truncate, xattr): ctime becomes now.
+func (a *entryAttr) changed() {
+	a.ctime = time.Now()
 }
 
 // attrFromObject builds a file's attributes from S3's answer.
@@ -86,9 +121,24 @@ func attrFromObject(size int64, lastModified time.Time, etag string, meta map[st
 			a.mtime, a.mtimeSet = t, true
 		}
 	}
+	if v, ok := meta[metaCtime]; ok {
+		if t, ok := parseMtime(v); ok {
+			a.ctime = t
+		}
+	}
+	if v, ok := meta[metaAtime]; ok {
+		if t, ok := parseMtime(v); ok {
+			a.atime = t
+		}
+	}
 	if v, ok := meta[metaMode]; ok {
 		if m, err := strconv.ParseUint(v, 10, 32); err == nil {
 			a.mode = uint32(m)
+		}
+	}
+	if v, ok := meta[metaRdev]; ok {
+		if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+			a.rdev = uint32(n)
 		}
 	}
 	if v, ok := meta[metaUID]; ok {
@@ -104,9 +154,12 @@ func attrFromObject(size int64, lastModified time.Time, etag string, meta map[st
 	return a
 }
 
-// parseMtime reads x-amz-meta-mtime: s3fs writes whole seconds, rclone
-// seconds with a fraction ("1700000000.123456789"). Both parts are read as
-// integers: a float64 cannot hold nanoseconds at today's epoch.
+// parseMtime reads x-amz-meta-mtime, -ctime and -atime: s3fs writes whole
+// seconds, or seconds and nanoseconds, rclone seconds with a fraction
+// ("1700000000.123456789"). Both parts are read as integers: a float64
+// cannot hold nanoseconds at today's epoch. Before 1970 the seconds are
+// negative and the fraction still counts forward from them, as
+// formatMtime writes it ("-2.750000000" is 1.25 s before the epoch).
 func parseMtime(v string) (time.Time, bool) {
 	secText, fracText, _ := strings.Cut(v, ".")
 	sec, err := strconv.ParseInt(secText, 10, 64)
@@ -126,7 +179,9 @@ func parseMtime(v string) (time.Time, bool) {
 	return time.Unix(sec, nsec), true
 }
 
-// formatMtime writes x-amz-meta-mtime in rclone's format, which s3fs also reads.
+// formatMtime writes x-amz-meta-mtime, -ctime and -atime in rclone's format,
+// which s3fs also reads: Unix seconds (negative before 1970), a dot, and the
+// nanoseconds after them.
 func formatMtime(t time.Time) string {
 	return strconv.FormatInt(t.Unix(), 10) + "." + strconv.FormatInt(int64(t.Nanosecond())+1e9, 10)[1:]
 }
@@ -140,7 +195,14 @@ func (a entryAttr) fill(b *bucketFS, out *fuse.Attr) {
 	if t.IsZero() {
 		t = b.started
 	}
-	out.SetTimes(&t, &t, &t)
+	at, ct := t, t
+	if !a.atime.IsZero() {
+		at = a.atime
+	}
+	if !a.ctime.IsZero() {
+		ct = a.ctime
+	}
+	out.SetTimes(&at, &t, &ct)
 	out.Uid, out.Gid = b.cfg.UID, b.cfg.GID
 	if a.uid >= 0 {
 		out.Uid = uint32(a.uid)
@@ -158,6 +220,10 @@ func (a entryAttr) fill(b *bucketFS, out *fuse.Attr) {
 	case a.mode&syscall.S_IFMT == syscall.S_IFLNK:
 		out.Mode = a.mode
 		out.Nlink = 1
+	case isNode(a.mode):
+		out.Mode = a.mode
+		out.Rdev = a.rdev
+		out.Nlink = 1
 	default:
 		out.Mode = syscall.S_IFREG | uint32(b.cfg.FileMode.Perm())
 		if a.mode != 0 {
@@ -168,4 +234,14 @@ func (a entryAttr) fill(b *bucketFS, out *fuse.Attr) {
 	if b.cfg.ReadOnly {
 		out.Mode &^= 0222
 	}
+}
+
+// isNode says whether mode is of a FIFO, a socket or a device: an object
+// with no content whose type lives in x-amz-meta-mode (s3fs's layout).
+func isNode(mode uint32) bool {
+	switch mode & syscall.S_IFMT {
+	case syscall.S_IFIFO, syscall.S_IFSOCK, syscall.S_IFCHR, syscall.S_IFBLK:
+		return true
+	}
+	return false
 }

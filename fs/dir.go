@@ -12,6 +12,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/bucketfs/bucketfs/core"
+	"github.com/bucketfs/bucketfs/s3client"
 )
 
 // dirNode is a directory: a "/"-delimited key prefix. It exists implicitly
@@ -74,23 +75,41 @@ func (d *dirNode) currentPrefix() string {
 // Getattr implements gofs.NodeGetattrer. The attributes of a directory
 // with a marker are read from the marker's metadata (one HEAD) the first time.
 func (d *dirNode) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	d.mu.Lock()
-	needHead := (d.attr.marker || d.b.cfg.ExactAttrs) && !d.attrKnown && d.prefix != ""
-	prefix := d.prefix
-	d.mu.Unlock()
-	if needHead {
-		info, err := d.b.client.Head(ctx, prefix)
-		d.mu.Lock()
-		if err == nil && !d.attrKnown {
-			a := attrFromObject(0, info.LastModified, info.ETag, info.Metadata, true)
-			a.isDir, a.marker = true, true
-			d.attr = a
-		}
-		d.attrKnown = true // a missing marker leaves the defaults
-		d.mu.Unlock()
+	if err := d.loadMarkerAttr(ctx, d.b.cfg.ExactAttrs); err != nil {
+		return core.Errno(err)
 	}
 	d.dirAttr().fill(d.b, &out.Attr)
 	return 0
+}
+
+// loadMarkerAttr reads the attributes of a directory with a marker from
+// its metadata (one HEAD), the first time they are needed; evenWithout
+// asks also when no marker is known (ExactAttrs). Times this mount set
+// since (entriesChanged) are kept.
+func (d *dirNode) loadMarkerAttr(ctx context.Context, evenWithout bool) error {
+	d.mu.Lock()
+	needHead := (d.attr.marker || evenWithout) && !d.attrKnown && d.prefix != ""
+	prefix := d.prefix
+	d.mu.Unlock()
+	if !needHead {
+		return nil
+	}
+	info, err := d.b.client.Head(ctx, prefix)
+	if err != nil && !errors.Is(err, s3client.ErrNotFound) {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err == nil && !d.attrKnown {
+		a := attrFromObject(0, info.LastModified, info.ETag, info.Metadata, true)
+		a.isDir, a.marker = true, true
+		if d.attr.mtimeSet {
+			a.mtime, a.mtimeSet, a.ctime = d.attr.mtime, true, d.attr.ctime
+		}
+		d.attr = a
+	}
+	d.attrKnown = true // a missing marker leaves the defaults
+	return nil
 }
 
 func (d *dirNode) dirAttr() entryAttr {
@@ -120,6 +139,11 @@ func (d *dirNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errno
 // kernel keeps an absence only for what remains of NegativeTTL since S3
 // said it, so that another client's new object shows within NegativeTTL.
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	if len(name) > 255 || len(d.key(name)) > maxKeyLen {
+		// Every call on such a name (unlink, chmod, rename...) looks it
+		// up first: they all answer this.
+		return nil, syscall.ENAMETOOLONG
+	}
 	if n := d.writerChild(name); n != nil {
 		return n, n.Operations().(*fileNode).fillEntry(out)
 	}

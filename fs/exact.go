@@ -64,6 +64,7 @@ func (d *dirNode) readMetadata(ctx context.Context, name string, a entryAttr) (e
 		}
 		h := attrFromObject(info.Size, info.LastModified, info.ETag, info.Metadata, true)
 		h.contentType = info.ContentType
+		h.isDir = legacyDirObject(info)
 		a = h
 	}
 	d.b.remember(key, a)

@@ -347,6 +347,7 @@ func (f *fileNode) truncateToZero(ctx context.Context) syscall.Errno {
 		}
 		a.meta, a.contentType = info.Metadata, info.ContentType
 	}
+	a.mtimeSet, a.ctime = false, time.Time{} // LastModified: the truncation's
 	meta := a.withMeta()
 	etag, err := f.b.client.Put(ctx, key, bytes.NewReader(nil), 0, s3client.PutOptions{Metadata: meta, ContentType: a.contentType})
 	if err != nil {
@@ -355,6 +356,7 @@ func (f *fileNode) truncateToZero(ctx context.Context) syscall.Errno {
 	f.mu.Lock()
 	f.attr.size, f.attr.etag, f.attr.meta, f.attr.fromHead = 0, etag, meta, true
 	f.attr.modified = time.Time{}
+	f.attr.mtime, f.attr.mtimeSet, f.attr.ctime = time.Now(), false, time.Time{}
 	if f.pending {
 		f.takePendingLocked() // the new object carries them
 	}
@@ -430,8 +432,8 @@ func writeOpenFlags(flags uint32) uint32 {
 // existing tells the core what S3 holds at the file's key as far as this
 // node knows: an object it looked up or committed has an ETag; a file
 // created here and never committed has none. Called with core.File's lock
-// held. An O_TRUNC open starts new content: its mtime is the upload's
-// unless a utimes sets one, and pending attribute changes ride in it.
+// held. A write session's mtime is the upload's unless a utimes sets one;
+// an O_TRUNC open starts new content, and pending attribute changes ride in it.
 func (f *fileNode) existing(trunc bool) core.Existing {
 	f.mu.Lock()
 	if !trunc && f.attr.size > 0 && f.attr.etag != "" && (!f.attr.fromHead || time.Since(f.attrAt) >= openRevalidateAfter) {
@@ -449,9 +451,10 @@ func (f *fileNode) existing(trunc bool) core.Existing {
 		f.attr.mode = syscall.S_IFREG | uint32(f.b.cfg.FileMode.Perm())
 	}
 	ex := core.Existing{Exists: f.attr.etag != "", Size: f.attr.size, ETag: f.attr.etag}
+	// Writing changes mtime and ctime: the commit's LastModified is both,
+	// unless a utimes during the session sets mtime (tar, rsync, cp -p).
+	f.attr.mtimeSet, f.attr.ctime = false, time.Time{}
 	if trunc || ex.Size == 0 {
-		f.attr.mtimeSet = false
-		delete(f.attr.meta, metaMtime)
 		f.pending = false // the new object will carry the attributes
 		if f.pendingTimer != nil {
 			f.pendingTimer.Stop()

@@ -284,6 +284,7 @@ func (b *bucketFS) lookupKey(ctx context.Context, key string) (entryAttr, time.T
 	case head.err == nil:
 		a := attrFromObject(head.info.Size, head.info.LastModified, head.info.ETag, head.info.Metadata, true)
 		a.contentType = head.info.ContentType
+		a.isDir = legacyDirObject(head.info)
 		b.lookups.Set(key, lookupResult{attr: a, found: true})
 		return a, time.Time{}, nil
 	case s3client.Code(head.err) == "NotFound" || isNotFound(head.err):

@@ -84,19 +84,17 @@ func (ls *dirLister) add(page *s3client.ListPage) ([]string, error) {
 	ls.pages++
 	var ready []string
 	var cursor string // the last key or prefix of the page: the listing has gone past everything before it
-	for _, p := range page.CommonPrefixes {
-		cursor = max(cursor, p)
-		name := strings.TrimSuffix(strings.TrimPrefix(p, ls.prefix), "/")
+	addDir := func(name, key string) {
 		if !validName(name) {
-			ls.d.b.warnOnce(p, "key cannot be a file name; left out of the listing", logrus.Fields{"op": "readdir"})
-			continue
+			ls.d.b.warnOnce(key, "key cannot be a file name; left out of the listing", logrus.Fields{"op": "readdir"})
+			return
 		}
 		prev, seen := ls.l.entries[name]
 		ls.l.entries[name] = entryAttr{isDir: true, uid: -1, gid: -1}
 		if seen && !prev.isDir {
 			ls.d.b.warnOnce(ls.prefix+name, "a file and a directory share this name; showing the directory", logrus.Fields{"op": "readdir"})
 			if _, held := ls.held[name]; !held {
-				continue // already shown as a file (a server out of key order): not twice
+				return // already shown as a file (a server out of key order): not twice
 			}
 			delete(ls.held, name)
 		}
@@ -104,11 +102,19 @@ func (ls *dirLister) add(page *s3client.ListPage) ([]string, error) {
 			ready = append(ready, name)
 		}
 	}
+	for _, p := range page.CommonPrefixes {
+		cursor = max(cursor, p)
+		addDir(strings.TrimSuffix(strings.TrimPrefix(p, ls.prefix), "/"), p)
+	}
 	for _, o := range page.Objects {
 		cursor = max(cursor, o.Key)
 		name := strings.TrimPrefix(o.Key, ls.prefix)
 		if name == "" {
 			continue // this directory's own marker
+		}
+		if dir, ok := strings.CutSuffix(name, legacyFolderSuffix); ok && dir != "" && o.Size == 0 {
+			addDir(dir, o.Key) // an empty directory as older tools marked it
+			continue
 		}
 		if !validName(name) {
 			ls.d.b.warnOnce(o.Key, "key cannot be a file name; left out of the listing", logrus.Fields{"op": "readdir"})

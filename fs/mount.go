@@ -33,6 +33,12 @@ func Mount(mountpoint string, cfg Config) (*Server, error) {
 		NegativeTimeout: &negativeTTL,
 		UID:             b.cfg.UID,
 		GID:             b.cfg.GID,
+		// The root is inode 1, as on other filesystems (find, du and
+		// tar compare inode numbers).
+		RootStableAttr: &gofs.StableAttr{Ino: fuse.FUSE_ROOT_ID},
+		// Mode 0 is a mode (open(O_CREAT, 0), chmod 0): go-fuse would
+		// show 0644 instead.
+		NullPermissions: true,
 		MountOptions: fuse.MountOptions{
 			FsName:       "bucketfs:" + b.cfg.Bucket,
 			Name:         "bucketfs",
@@ -52,7 +58,11 @@ func Mount(mountpoint string, cfg Config) (*Server, error) {
 			// milliseconds, and an unchanged object would lose its pages
 			// at every revalidation.
 			DisabledCapabilities: fuse.CAP_AUTO_INVAL_DATA,
-			DisableXAttrs:        true,
+			// The kernel checks every access against the modes and
+			// owners we report, with the caller's uid, gid and groups
+			// (read, write, search, sticky directories, who may chmod,
+			// chown and set times), and clears SUID/SGID where POSIX says.
+			Options: []string{"default_permissions"},
 			// Reads answer from memory (ReadResultData): splicing cannot
 			// help them, and go-fuse would try, and log, on every read
 			// larger than a pipe.

@@ -40,7 +40,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	if d.b.cfg.ReadOnly || d.b.draining.Load() {
 		return nil, nil, 0, syscall.EROFS
 	}
-	if errno := checkName(name); errno != 0 {
+	if errno := d.checkNewKey(name, false); errno != 0 {
 		return nil, nil, 0, errno
 	}
 	if d.writerChild(name) != nil {
@@ -48,13 +48,17 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 	}
 	key := d.key(name)
 	fn := newFileNode(d.b, key)
-	fn.attr = entryAttr{mode: syscall.S_IFREG | mode&07777, uid: -1, gid: -1, mtime: time.Now()}
+	uid, gid, _ := d.newEntryOwner(ctx)
+	// mtime and ctime are S3's LastModified once the upload completes
+	// (a multipart upload's metadata leaves before the last write).
+	fn.attr = entryAttr{mode: syscall.S_IFREG | mode&07777, uid: int64(uid), gid: int64(gid), mtime: time.Now()}
 	fn.attrAt = time.Now()
 	h, err := fn.file.OpenWrite(ctx, callerProcess(ctx), key, core.OpenMode{Create: true, Truncate: true, Exclusive: flags&syscall.O_EXCL != 0}, nil)
 	if err != nil {
 		return nil, nil, 0, core.Errno(err)
 	}
 	d.b.addWriter(key, fn)
+	d.entriesChanged()
 	fn.fillEntry(out)
 	ch := d.NewInode(ctx, fn, gofs.StableAttr{Mode: syscall.S_IFREG})
 	return ch, &writeHandle{node: fn, h: h}, writeOpenFlags(flags), 0
@@ -80,6 +84,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 		d.dropPending(name)
 		d.b.forget(key)
 		d.listingPut(name, nil)
+		d.entriesChanged()
 		return 0
 	}
 	a, errno := d.resolve(ctx, name)
@@ -96,6 +101,7 @@ func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
 	d.dropPending(name)
 	d.b.forget(key)
 	d.listingPut(name, nil)
+	d.entriesChanged()
 	return 0
 }
 
@@ -132,7 +138,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	if d.b.cfg.ReadOnly {
 		return nil, syscall.EROFS
 	}
-	if errno := checkName(name); errno != 0 {
+	if errno := d.checkNewKey(name, true); errno != 0 {
 		return nil, errno
 	}
 	key := d.key(name)
@@ -141,7 +147,12 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	} else if errno != syscall.ENOENT {
 		return nil, errno
 	}
-	a := entryAttr{isDir: true, uid: -1, gid: -1, mode: syscall.S_IFDIR | mode&07777, marker: true, fromHead: true}
+	uid, gid, sgid := d.newEntryOwner(ctx)
+	if sgid {
+		mode |= syscall.S_ISGID
+	}
+	a := created(syscall.S_IFDIR|mode&07777, uid, gid)
+	a.isDir, a.marker, a.fromHead = true, true, true
 	_, err := d.b.client.Put(ctx, key+"/", bytes.NewReader(nil), 0, s3client.PutOptions{IfNoneMatch: true, Metadata: a.withMeta()})
 	if err != nil {
 		if errors.Is(err, s3client.ErrPreconditionFailed) {
@@ -153,6 +164,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 	d.b.noteExclusiveWrite()
 	d.b.remember(key, a)
 	d.listingPut(name, &a)
+	d.entriesChanged()
 	ch := d.childInode(ctx, name, a, out)
 	if nd, ok := ch.Operations().(*dirNode); ok {
 		nd.setEmptyListing()
@@ -184,12 +196,22 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	}
 	if !hasMarker {
 		// An implicit directory with nothing under it does not exist (or a
-		// file has the name).
-		if _, err := d.b.client.Head(ctx, key); err == nil {
-			return syscall.ENOTDIR
+		// file has the name), unless older tools marked it: "dir" of type
+		// application/x-directory, or "dir_$folder$".
+		legacy := ""
+		if info, err := d.b.client.Head(ctx, key); err == nil {
+			if !legacyDirObject(info) {
+				return syscall.ENOTDIR
+			}
+			legacy = key
+		} else if _, err := d.b.client.Head(ctx, key+legacyFolderSuffix); err == nil {
+			legacy = key + legacyFolderSuffix
 		}
-		d.b.forget(key)
-		return syscall.ENOENT
+		if legacy == "" {
+			d.b.forget(key)
+			return syscall.ENOENT
+		}
+		prefix = legacy
 	}
 	if err := d.b.client.Delete(ctx, prefix); err != nil {
 		return core.Errno(err)
@@ -197,6 +219,7 @@ func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
 	d.dropPending(name)
 	d.b.forget(key)
 	d.listingPut(name, nil)
+	d.entriesChanged()
 	return 0
 }
 
@@ -208,14 +231,16 @@ func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.En
 	if d.b.cfg.ReadOnly {
 		return nil, syscall.EROFS
 	}
-	if errno := checkName(name); errno != 0 {
+	if errno := d.checkNewKey(name, false); errno != 0 {
 		return nil, errno
 	}
 	key := d.key(name)
 	if _, errno := d.resolve(ctx, name); errno == 0 {
 		return nil, syscall.EEXIST
 	}
-	a := entryAttr{mode: syscall.S_IFLNK | 0o777, uid: -1, gid: -1, size: int64(len(target)), mtime: time.Now(), mtimeSet: true, fromHead: true}
+	uid, gid, _ := d.newEntryOwner(ctx)
+	a := created(syscall.S_IFLNK|0o777, uid, gid)
+	a.size, a.fromHead = int64(len(target)), true
 	a.meta = a.withMeta()
 	etag, err := d.b.client.Put(ctx, key, strings.NewReader(target), int64(len(target)), s3client.PutOptions{Metadata: a.meta})
 	if err != nil {
@@ -225,6 +250,7 @@ func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.En
 	d.b.noteExclusiveWrite()
 	d.b.remember(key, a)
 	d.listingPut(name, &a)
+	d.entriesChanged()
 	ch := d.childInode(ctx, name, a, out)
 	if fn, ok := nodeAsFile(ch); ok {
 		fn.mu.Lock()

@@ -46,15 +46,19 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 	if !ok {
 		return syscall.EXDEV
 	}
-	if errno := checkName(newName); errno != 0 {
-		return errno
-	}
 	src, dst := d.key(name), np.key(newName)
 	if src == dst {
 		return 0
 	}
 	var srcAttr entryAttr
 	child := d.GetChild(name)
+	isDir := false
+	if child != nil {
+		_, isDir = child.Operations().(*dirNode)
+	}
+	if errno := np.checkNewKey(newName, isDir); errno != 0 {
+		return errno
+	}
 	if fn, ok := nodeAsFile(child); ok {
 		srcAttr, _, _ = fn.currentAttr()
 	} else {
@@ -86,10 +90,25 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 		b.removeWriter(dst, dfn)
 	}
 	if srcAttr.isDir {
+		if isDir {
+			dn := child.Operations().(*dirNode)
+			dn.mu.Lock()
+			dn.attr.changed() // kept for the mount's lifetime
+			dn.mu.Unlock()
+		}
 		errno = d.renameDir(ctx, child, src, dst, dstExists, dstAttr)
 	} else {
 		if dstExists && dstAttr.isDir {
 			return syscall.EISDIR
+		}
+		if fn, ok := nodeAsFile(child); ok {
+			// The moved file's ctime changes: a pending change, which
+			// the rename's copy carries.
+			fn.mu.Lock()
+			fn.attr.changed()
+			fn.markPendingLocked()
+			fn.mu.Unlock()
+			srcAttr, _, _ = fn.currentAttr()
 		}
 		errno = d.renameFile(ctx, child, src, dst, srcAttr)
 	}
@@ -101,6 +120,10 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 			np.dropPending(newName)
 		}
 		d.listingPut(name, nil)
+		d.entriesChanged()
+		if np != d {
+			np.entriesChanged()
+		}
 		if srcAttr.isDir {
 			np.dropListing()
 		} else {

@@ -10,6 +10,7 @@ import (
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"github.com/sirupsen/logrus"
 
+	"github.com/bucketfs/bucketfs/core"
 	"github.com/bucketfs/bucketfs/s3client"
 )
 
@@ -26,6 +27,11 @@ func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetA
 	if _, ok := in.GetSize(); ok {
 		return syscall.EISDIR
 	}
+	// The marker's other metadata (owner, mode, xattrs) must be known
+	// before it is written again.
+	if err := d.loadMarkerAttr(ctx, false); err != nil {
+		return core.Errno(err)
+	}
 	d.mu.Lock()
 	if !d.attrKnown && d.attr.mode == 0 {
 		d.attr.mode = syscall.S_IFDIR | uint32(d.b.cfg.DirMode.Perm())
@@ -34,12 +40,7 @@ func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetA
 	d.attr.mode |= syscall.S_IFDIR
 	d.attrKnown = true
 	if changed && d.prefix != "" {
-		d.pending = true
-		if d.pendingTimer != nil {
-			d.pendingTimer.Stop()
-		}
-		d.pendingTimer = time.AfterFunc(attrDelay, func() { _ = d.applyPending(context.Background()) })
-		d.b.addPending(d)
+		d.schedulePendingLocked()
 	}
 	d.mu.Unlock()
 	d.dirAttr().fill(d.b, &out.Attr)
@@ -49,6 +50,16 @@ func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetA
 // applyPending writes the directory's attributes into its marker (creating
 // one for an implicit directory).
 func (d *dirNode) applyPending(ctx context.Context) error {
+	d.mu.Lock()
+	if !d.pending {
+		d.mu.Unlock()
+		return nil
+	}
+	d.mu.Unlock()
+	if err := d.loadMarkerAttr(ctx, false); err != nil {
+		d.b.log.WithError(err).WithFields(logrus.Fields{"op": "setattr", "key": d.currentPrefix(), "code": s3client.Code(err)}).Error("directory attribute change not applied")
+		return err
+	}
 	d.mu.Lock()
 	if !d.pending {
 		d.mu.Unlock()
@@ -72,8 +83,10 @@ func (d *dirNode) applyPending(ctx context.Context) error {
 	return nil
 }
 
-// applySetAttr applies a SETATTR's mode, owner and mtime to a and says
-// whether anything changed. The file type bits of a.mode are kept.
+// applySetAttr applies a SETATTR's mode, owner and times to a and says
+// whether anything changed. The file type bits of a.mode are kept. Any
+// change makes ctime now; atime changes only here (no write per read, as
+// with noatime).
 func applySetAttr(a *entryAttr, in *fuse.SetAttrIn) bool {
 	changed := false
 	if m, ok := in.GetMode(); ok {
@@ -86,10 +99,19 @@ func applySetAttr(a *entryAttr, in *fuse.SetAttrIn) bool {
 	if gid, ok := in.GetGID(); ok {
 		a.gid, changed = int64(gid), true
 	}
+	now := time.Now()
 	if mt, ok := in.GetMTime(); ok {
 		a.mtime, a.mtimeSet, changed = mt, true, true
 	} else if in.Valid&fuse.FATTR_MTIME_NOW != 0 {
-		a.mtime, a.mtimeSet, changed = time.Now(), true, true
+		a.mtime, a.mtimeSet, changed = now, true, true
+	}
+	if at, ok := in.GetATime(); ok {
+		a.atime, changed = at, true
+	} else if in.Valid&fuse.FATTR_ATIME_NOW != 0 {
+		a.atime, changed = now, true
+	}
+	if changed {
+		a.ctime = now
 	}
 	return changed
 }
