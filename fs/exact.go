@@ -62,9 +62,7 @@ func (d *dirNode) readMetadata(ctx context.Context, name string, a entryAttr) (e
 		if err != nil {
 			return a, err
 		}
-		h := attrFromObject(info.Size, info.LastModified, info.ETag, info.Metadata, true)
-		h.contentType = info.ContentType
-		a = h
+		a = attrFromHead(info)
 	}
 	d.b.remember(key, a)
 	return a, nil
