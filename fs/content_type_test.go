@@ -89,7 +89,8 @@ func TestNewFileTyped(t *testing.T) {
 
 // TestRenameRetypes: a rename keeps the Content-Type unless it is the one
 // the mount's rules give the old name (a temporary name), which becomes the
-// new name's; a new type makes the copy replace the metadata, keeping it.
+// new name's; the copy replaces the metadata with all of it, pending
+// changes over it.
 func TestRenameRetypes(t *testing.T) {
 	b := newTestFS(t, s3fake.New(), nil)
 	meta := map[string]string{"mode": "33188", "x": "y"}
@@ -97,12 +98,12 @@ func TestRenameRetypes(t *testing.T) {
 		name, src, dst, contentType string
 		pending                     map[string]string
 		want                        string
-		replace                     map[string]string // nil: COPY
+		replace                     map[string]string
 	}{
 		{"temporary name", "d/.page.html.Xy12Ab", "d/page.html", defaultContentType, nil, "text/html; charset=utf-8", meta},
 		{"typed by name", "d/a.html", "d/a.txt", "text/html; charset=utf-8", nil, "text/plain; charset=utf-8", meta},
-		{"set otherwise", "d/a.html", "d/a.txt", "text/html", nil, "text/html", nil},
-		{"same extension", "d/a.png", "e/b.png", "image/png", nil, "image/png", nil},
+		{"set otherwise", "d/a.html", "d/a.txt", "text/html", nil, "text/html", meta},
+		{"same extension", "d/a.png", "e/b.png", "image/png", nil, "image/png", meta},
 		{"pending changes ride", "d/a", "d/b", "text/html", map[string]string{"mode": "33261"}, "text/html",
 			map[string]string{"mode": "33261", "x": "y"}},
 	} {
@@ -112,7 +113,7 @@ func TestRenameRetypes(t *testing.T) {
 			if opts.Headers == nil || opts.Headers.ContentType != tc.want || opts.Headers.CacheControl != "max-age=1" {
 				t.Fatalf("headers %+v, want Content-Type %q", opts.Headers, tc.want)
 			}
-			if (opts.ReplaceMetadata == nil) != (tc.replace == nil) || !maps.Equal(opts.ReplaceMetadata, tc.replace) {
+			if !maps.Equal(opts.ReplaceMetadata, tc.replace) {
 				t.Fatalf("replace metadata %v, want %v", opts.ReplaceMetadata, tc.replace)
 			}
 		})

@@ -389,7 +389,12 @@ func (b *bucketFS) copyObject(ctx context.Context, src, dst string, size int64, 
 			return "", err
 		}
 		if opts.Headers == nil {
+			// Replacing the metadata with the source's, every header sent:
+			// a COPY copy loses Expires on MinIO.
 			opts.Headers = &info.Headers
+			if meta == nil {
+				opts.ReplaceMetadata = info.Metadata
+			}
 		}
 		if meta == nil {
 			meta = info.Metadata

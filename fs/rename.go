@@ -242,23 +242,18 @@ func (d *dirNode) renameFile(ctx context.Context, child *gofs.Inode, src, dst st
 // becomes the one they give dst's (a file written under a temporary name,
 // as rsync and editors do, is typed by its final name; a type set
 // otherwise stays). pending, when non-nil, is the metadata with pending
-// attribute changes; it, or a new Content-Type, makes the copy replace the
-// metadata (REPLACE), with a's other keys kept.
+// attribute changes, over a's other keys. The copy replaces the metadata
+// (REPLACE) with all of it and sends every header: a copy that copies the
+// metadata (COPY) loses Expires on MinIO, and could not retype.
 func (b *bucketFS) renameCopyOptions(src, dst string, a entryAttr, pending map[string]string) s3client.CopyOptions {
 	h := a.headers
-	retype := h.ContentType == b.contentTypeOf(src) && b.contentTypeOf(dst) != h.ContentType
-	if retype {
+	if h.ContentType == b.contentTypeOf(src) {
 		h.ContentType = b.contentTypeOf(dst)
-	}
-	opts := s3client.CopyOptions{Headers: &h}
-	if pending == nil && !retype {
-		return opts
 	}
 	meta := make(map[string]string, len(a.meta)+len(pending))
 	maps.Copy(meta, a.meta)
 	maps.Copy(meta, pending)
-	opts.ReplaceMetadata = meta
-	return opts
+	return s3client.CopyOptions{ReplaceMetadata: meta, Headers: &h}
 }
 
 // moveObject copies src to dst, then deletes src, and returns the new

@@ -717,13 +717,15 @@ func (c *Client) Copy(ctx context.Context, src, dst string, opts CopyOptions) (s
 		StorageClass:         h.storageClass,
 		RequestPayer:         c.w.payer,
 	}
-	var expires []func(*s3.Options)
 	if opts.ReplaceMetadata != nil {
 		// REPLACE replaces the system headers too: those not sent are lost.
 		in.MetadataDirective = types.MetadataDirectiveReplace
 		in.Metadata = opts.ReplaceMetadata
 		in.ContentType, in.CacheControl, in.ContentEncoding = h.contentType, h.cacheControl, h.contentEncoding
 		in.ContentDisposition, in.ContentLanguage = h.contentDisposition, h.contentLanguage
+	}
+	var expires []func(*s3.Options)
+	if in.MetadataDirective == types.MetadataDirectiveReplace {
 		expires = withExpires(h.expires)
 	}
 	out, err := c.s3.CopyObject(ctx, in, expires...)
