@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/bucketfs/bucketfs/s3client"
 )
 
 // Metadata keys bucketfs reads and writes, the ones s3fs and rclone use, so
@@ -47,9 +49,10 @@ type entryAttr struct {
 	// LastModified only).
 	fromHead bool
 	// meta is the object's whole user metadata when fromHead, kept so that a
-	// self-copy replacing it loses nothing.
-	meta        map[string]string
-	contentType string
+	// self-copy replacing it loses nothing; headers likewise are its
+	// Content-Type, storage class, encryption and the rest a copy keeps.
+	meta    map[string]string
+	headers s3client.ObjectHeaders
 }
 
 // describes says whether a (what a HEAD or our own write learned) still
@@ -111,6 +114,13 @@ func created(mode uint32, uid, gid uint32) entryAttr {
 // write, truncate, xattr): ctime becomes now.
 func (a *entryAttr) changed() {
 	a.ctime = time.Now()
+}
+
+// attrFromHead builds a file's attributes from a HeadObject's answer.
+func attrFromHead(info *s3client.ObjectInfo) entryAttr {
+	a := attrFromObject(info.Size, info.LastModified, info.ETag, info.Metadata, true)
+	a.headers = info.Headers
+	return a
 }
 
 // attrFromObject builds a file's attributes from S3's answer.

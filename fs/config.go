@@ -68,6 +68,9 @@ type Config struct {
 	// MultipartCopyThreshold is the object size above which a rename copies
 	// with a parallel multipart copy (at most 5 GiB, S3's CopyObject limit).
 	MultipartCopyThreshold int64
+	// ContentTypes are rules for the Content-Type of new objects, tried in
+	// order before Go's MIME tables (content_type.go).
+	ContentTypes []ContentTypeRule
 
 	// Upload configures streaming writes.
 	Upload uploader.Config

@@ -62,10 +62,8 @@ func (d *dirNode) readMetadata(ctx context.Context, name string, a entryAttr) (e
 		if err != nil {
 			return a, err
 		}
-		h := attrFromObject(info.Size, info.LastModified, info.ETag, info.Metadata, true)
-		h.contentType = info.ContentType
-		h.isDir = legacyDirObject(info)
-		a = h
+		a = attrFromHead(info)
+		a.isDir = legacyDirObject(info)
 	}
 	d.b.remember(key, a)
 	return a, nil

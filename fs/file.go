@@ -180,9 +180,7 @@ func (f *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.At
 		if err != nil {
 			return core.Errno(err)
 		}
-		h := attrFromObject(info.Size, info.LastModified, info.ETag, info.Metadata, true)
-		h.contentType = info.ContentType
-		f.setAttr(h)
+		f.setAttr(attrFromHead(info))
 		a, _, _ = f.currentAttr()
 	}
 	a.fill(f.b, &out.Attr)
@@ -288,7 +286,7 @@ func (f *fileNode) applyPending(ctx context.Context) error {
 			f.b.log.WithError(err).WithFields(logrus.Fields{"op": "setattr", "key": key}).Error("attribute change not applied")
 			return err
 		}
-		a.meta, a.contentType = info.Metadata, info.ContentType
+		a.meta, a.headers = info.Metadata, info.Headers
 	}
 	f.mu.Lock()
 	meta, ok := f.takePendingLocked()
@@ -301,7 +299,7 @@ func (f *fileNode) applyPending(ctx context.Context) error {
 			meta[k] = v
 		}
 	}
-	etag, err := f.b.copyObject(ctx, key, key, a.size, s3client.CopyOptions{ReplaceMetadata: meta, ContentType: a.contentType})
+	etag, err := f.b.copyObject(ctx, key, key, a.size, s3client.CopyOptions{ReplaceMetadata: meta, Headers: &a.headers})
 	if err != nil {
 		f.b.log.WithError(err).WithFields(logrus.Fields{"op": "setattr", "key": key, "code": s3client.Code(err)}).Error("attribute change not applied")
 		return err
@@ -345,11 +343,11 @@ func (f *fileNode) truncateToZero(ctx context.Context) syscall.Errno {
 		if err != nil {
 			return core.Errno(err)
 		}
-		a.meta, a.contentType = info.Metadata, info.ContentType
+		a.meta, a.headers = info.Metadata, info.Headers
 	}
 	a.mtimeSet, a.ctime = false, time.Time{} // LastModified: the truncation's
 	meta := a.withMeta()
-	etag, err := f.b.client.Put(ctx, key, bytes.NewReader(nil), 0, s3client.PutOptions{Metadata: meta, ContentType: a.contentType})
+	etag, err := f.b.client.Put(ctx, key, bytes.NewReader(nil), 0, s3client.PutOptions{Metadata: meta, Headers: a.headers})
 	if err != nil {
 		return core.Errno(err)
 	}
@@ -465,8 +463,12 @@ func (f *fileNode) existing(trunc bool) core.Existing {
 	return ex
 }
 
-// uploadOptions returns the settings of a new upload of this file: its
-// attributes as metadata. Called with core.File's lock held.
+// uploadOptions returns the settings of a new upload of this file (a
+// streaming or a staged commit): its attributes as metadata, and the
+// headers of the object it replaces, as the mount read them; a file whose
+// headers the mount does not know (a new one, or one only listed) is typed
+// from its name, and the headers it gets are recorded for the copies a
+// rename or chmod makes later. Called with core.File's lock held.
 func (f *fileNode) uploadOptions() s3client.PutOptions {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -474,5 +476,8 @@ func (f *fileNode) uploadOptions() s3client.PutOptions {
 	if f.attr.mode == 0 {
 		meta[metaMode] = strconv.FormatUint(uint64(syscall.S_IFREG|uint32(f.b.cfg.FileMode.Perm())), 10)
 	}
-	return s3client.PutOptions{Metadata: meta, ContentType: f.attr.contentType}
+	if !f.attr.fromHead || f.attr.headers.ContentType == "" {
+		f.attr.headers = s3client.ObjectHeaders{ContentType: f.b.contentTypeOf(f.key)}
+	}
+	return s3client.PutOptions{Metadata: meta, Headers: f.attr.headers}
 }

@@ -12,6 +12,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -282,8 +283,7 @@ func (b *bucketFS) lookupKey(ctx context.Context, key string) (entryAttr, time.T
 		b.warnFailed("lookup", key, listErr)
 		return entryAttr{}, time.Time{}, listErr
 	case head.err == nil:
-		a := attrFromObject(head.info.Size, head.info.LastModified, head.info.ETag, head.info.Metadata, true)
-		a.contentType = head.info.ContentType
+		a := attrFromHead(head.info)
 		a.isDir = legacyDirObject(head.info)
 		b.lookups.Set(key, lookupResult{attr: a, found: true})
 		return a, time.Time{}, nil
@@ -374,24 +374,64 @@ const copyConcurrency = 8
 // copyObject copies src to dst on the server: one CopyObject up to 5 GiB,
 // a parallel multipart copy (UploadPartCopy) above. It returns the new
 // object's ETag, so that a later listing is recognised as the same object.
+//
+// The copy keeps the source's headers (Content-Type and the other Content-*
+// headers, Expires, storage class, encryption), metadata and tags. Callers
+// pass the headers they know (opts.Headers, from a HEAD or this mount's own
+// write); without them, and for a multipart copy without the metadata, one
+// HeadObject of src reads them first. A multipart copy reads the tags too
+// (GetObjectTagging), when the HEAD says there are any.
 func (b *bucketFS) copyObject(ctx context.Context, src, dst string, size int64, opts s3client.CopyOptions) (string, error) {
-	if size <= maxCopySize && size <= b.cfg.MultipartCopyThreshold {
-		return b.client.Copy(ctx, src, dst, opts)
-	}
-	return b.multipartCopy(ctx, src, dst, size, opts)
-}
-
-func (b *bucketFS) multipartCopy(ctx context.Context, src, dst string, size int64, opts s3client.CopyOptions) (string, error) {
+	multipart := size > maxCopySize || size > b.cfg.MultipartCopyThreshold
 	meta := opts.ReplaceMetadata
-	contentType := opts.ContentType
-	if meta == nil {
+	if opts.Headers == nil || multipart && meta == nil {
 		info, err := b.client.Head(ctx, src)
 		if err != nil {
 			return "", err
 		}
-		meta, contentType = info.Metadata, info.ContentType
+		if opts.Headers == nil {
+			// Replacing the metadata with the source's, every header sent:
+			// a COPY copy loses Expires on MinIO.
+			opts.Headers = &info.Headers
+			if meta == nil {
+				opts.ReplaceMetadata = info.Metadata
+			}
+		}
+		if meta == nil {
+			meta = info.Metadata
+		}
+		size = info.Size
+		multipart = size > maxCopySize || size > b.cfg.MultipartCopyThreshold
 	}
-	putOpts := s3client.PutOptions{Metadata: meta, ContentType: contentType, CopiedParts: true}
+	if !multipart {
+		return b.client.Copy(ctx, src, dst, opts)
+	}
+	return b.multipartCopy(ctx, src, dst, size, s3client.PutOptions{Metadata: meta, Headers: *opts.Headers, CopiedParts: true})
+}
+
+// copyTags returns src's tags for a multipart copy, which S3 does not copy:
+// none when headers say it has none; when reading them is refused, none
+// and a warning: the copy goes on untagged rather than fail a rename.
+func (b *bucketFS) copyTags(ctx context.Context, src string, headers s3client.ObjectHeaders) (map[string]string, error) {
+	if headers.TagCount == 0 {
+		return nil, nil
+	}
+	tags, err := b.client.Tags(ctx, src)
+	if errors.Is(err, s3client.ErrAccessDenied) || errors.Is(err, s3client.ErrNotImplemented) {
+		b.log.WithError(err).WithFields(logrus.Fields{"op": "copy", "key": src, "code": s3client.Code(err)}).Warn("cannot read the tags; the copy has none")
+		return nil, nil
+	}
+	return tags, err
+}
+
+// multipartCopy copies src to dst with parallel UploadPartCopy requests
+// into an upload created with putOpts (the source's metadata and headers).
+func (b *bucketFS) multipartCopy(ctx context.Context, src, dst string, size int64, putOpts s3client.PutOptions) (string, error) {
+	tags, err := b.copyTags(ctx, src, putOpts.Headers)
+	if err != nil {
+		return "", err
+	}
+	putOpts.Tags = tags
 	id, err := b.client.CreateMultipartUpload(ctx, dst, putOpts)
 	if err != nil {
 		return "", err

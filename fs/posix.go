@@ -152,5 +152,5 @@ const legacyFolderSuffix = "_$folder$"
 // s3fs wrote them: an empty object without the trailing slash, of Content-
 // Type application/x-directory.
 func legacyDirObject(info *s3client.ObjectInfo) bool {
-	return info.Size == 0 && strings.HasPrefix(info.ContentType, "application/x-directory")
+	return info.Size == 0 && strings.HasPrefix(info.Headers.ContentType, "application/x-directory")
 }

@@ -688,8 +688,7 @@ func (f *fileNode) headVersion(ctx context.Context) (objectVersion, error) {
 	if err != nil {
 		return objectVersion{}, err
 	}
-	a := attrFromObject(info.Size, info.LastModified, info.ETag, info.Metadata, true)
-	a.contentType = info.ContentType
+	a := attrFromHead(info)
 	f.setAttr(a)
 	return objectVersion{etag: info.ETag, size: info.Size}, nil
 }

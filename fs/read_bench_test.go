@@ -69,6 +69,9 @@ func (c *memoryObjectClient) Copy(ctx context.Context, src, dst string, opts s3c
 func (c *memoryObjectClient) UploadPartCopy(ctx context.Context, src, srcETag, key, uploadID string, number int32, first, last int64) (s3client.CompletedPart, error) {
 	return s3client.CompletedPart{Number: number, ETag: `"copy"`, Size: last - first + 1}, nil
 }
+func (c *memoryObjectClient) Tags(ctx context.Context, key string) (map[string]string, error) {
+	return map[string]string{}, nil
+}
 func (c *memoryObjectClient) Delete(ctx context.Context, key string) error        { return nil }
 func (c *memoryObjectClient) DeleteMany(ctx context.Context, keys []string) error { return nil }
 

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"sync"
 	"syscall"
@@ -154,11 +155,16 @@ func (d *dirNode) renameFile(ctx context.Context, child *gofs.Inode, src, dst st
 		// rename does: rsync renames before its RELEASE arrives).
 		fn.mu.Lock()
 		meta, carried := fn.takePendingLocked()
-		contentType := fn.attr.contentType
+		attr := fn.attr
 		fn.mu.Unlock()
-		var sessionOpts s3client.CopyOptions
+		// Without its headers (a file not yet committed) the copy, if
+		// any, reads them itself (copyObject).
+		sessionOpts := s3client.CopyOptions{}
 		if carried {
-			sessionOpts = s3client.CopyOptions{ReplaceMetadata: meta, ContentType: contentType}
+			sessionOpts.ReplaceMetadata = meta
+		}
+		if attr.fromHead {
+			sessionOpts = b.renameCopyOptions(src, dst, attr, sessionOpts.ReplaceMetadata)
 		}
 		handled, moved, err := fn.file.Rename(ctx, dst, sessionOpts)
 		if carried && (err != nil || !handled || moved == nil) {
@@ -175,8 +181,11 @@ func (d *dirNode) renameFile(ctx context.Context, child *gofs.Inode, src, dst st
 			fn.mu.Lock()
 			fn.key = dst
 			if moved != nil {
-				if carried {
-					fn.attr.meta, fn.attr.fromHead = meta, true
+				if sessionOpts.ReplaceMetadata != nil {
+					fn.attr.meta, fn.attr.fromHead = sessionOpts.ReplaceMetadata, true
+				}
+				if sessionOpts.Headers != nil {
+					fn.attr.headers = *sessionOpts.Headers
 				}
 				fn.attr.etag, fn.attr.modified = moved.ETag, time.Time{}
 			}
@@ -193,22 +202,17 @@ func (d *dirNode) renameFile(ctx context.Context, child *gofs.Inode, src, dst st
 		fn.mu.Lock()
 		meta, carried = fn.takePendingLocked()
 		fn.mu.Unlock()
-		opts := s3client.CopyOptions{}
-		if carried {
-			if !a.fromHead {
-				info, err := b.client.Head(ctx, src)
-				if err != nil {
-					return core.Errno(err)
-				}
-				for k, v := range info.Metadata {
-					if _, set := meta[k]; !set {
-						meta[k] = v
-					}
-				}
-				a.contentType = info.ContentType
-			}
-			opts = s3client.CopyOptions{ReplaceMetadata: meta, ContentType: a.contentType}
+		if !carried {
+			meta = nil
 		}
+		if !a.fromHead {
+			info, err := b.client.Head(ctx, src)
+			if err != nil {
+				return core.Errno(err)
+			}
+			a.meta, a.headers, a.size = info.Metadata, info.Headers, info.Size
+		}
+		opts := b.renameCopyOptions(src, dst, a, meta)
 		etag, errno := b.moveObject(ctx, src, dst, a.size, opts)
 		if errno != 0 {
 			if carried {
@@ -220,8 +224,11 @@ func (d *dirNode) renameFile(ctx context.Context, child *gofs.Inode, src, dst st
 		}
 		fn.mu.Lock()
 		fn.key = dst
-		if carried {
-			fn.attr.meta, fn.attr.fromHead = meta, true
+		if opts.ReplaceMetadata != nil {
+			fn.attr.meta, fn.attr.fromHead = opts.ReplaceMetadata, true
+		}
+		if fn.attr.fromHead {
+			fn.attr.headers = *opts.Headers
 		}
 		fn.attr.etag, fn.attr.modified = etag, time.Time{} // a new object
 		a = fn.attr
@@ -233,7 +240,15 @@ func (d *dirNode) renameFile(ctx context.Context, child *gofs.Inode, src, dst st
 			b.addWriter(dst, fn)
 		}
 	} else {
-		etag, errno := b.moveObject(ctx, src, dst, a.size, s3client.CopyOptions{})
+		var opts s3client.CopyOptions // copyObject reads the headers
+		if a.fromHead {
+			opts = b.renameCopyOptions(src, dst, a, nil)
+			a.headers = *opts.Headers
+			if opts.ReplaceMetadata != nil {
+				a.meta = opts.ReplaceMetadata
+			}
+		}
+		etag, errno := b.moveObject(ctx, src, dst, a.size, opts)
 		if errno != 0 {
 			return errno
 		}
@@ -242,6 +257,26 @@ func (d *dirNode) renameFile(ctx context.Context, child *gofs.Inode, src, dst st
 	b.forget(src)
 	b.remember(dst, a)
 	return 0
+}
+
+// renameCopyOptions returns the settings of the copy that moves src, whose
+// metadata and headers a holds (fromHead), to dst: the copy keeps the
+// headers, except a Content-Type this mount's rules give src's name, which
+// becomes the one they give dst's (a file written under a temporary name,
+// as rsync and editors do, is typed by its final name; a type set
+// otherwise stays). pending, when non-nil, is the metadata with pending
+// attribute changes, over a's other keys. The copy replaces the metadata
+// (REPLACE) with all of it and sends every header: a copy that copies the
+// metadata (COPY) loses Expires on MinIO, and could not retype.
+func (b *bucketFS) renameCopyOptions(src, dst string, a entryAttr, pending map[string]string) s3client.CopyOptions {
+	h := a.headers
+	if h.ContentType == b.contentTypeOf(src) {
+		h.ContentType = b.contentTypeOf(dst)
+	}
+	meta := make(map[string]string, len(a.meta)+len(pending))
+	maps.Copy(meta, a.meta)
+	maps.Copy(meta, pending)
+	return s3client.CopyOptions{ReplaceMetadata: meta, Headers: &h}
 }
 
 // moveObject copies src to dst, then deletes src, and returns the new

@@ -19,8 +19,32 @@ type ObjectInfo struct {
 	// Metadata holds user metadata (x-amz-meta-*), keys in lower case without
 	// the prefix. Listings do not carry it: it is nil for listed objects.
 	Metadata map[string]string
-	// ContentType is the object's Content-Type (HeadObject only).
-	ContentType string
+	// Headers are the object's system headers (HeadObject only).
+	Headers ObjectHeaders
+}
+
+// ObjectHeaders are what an object carries besides its bytes and user
+// metadata that a copy must keep for the copy to be served, billed and
+// encrypted as the original was.
+type ObjectHeaders struct {
+	ContentType        string
+	CacheControl       string
+	ContentEncoding    string
+	ContentDisposition string
+	ContentLanguage    string
+	// Expires is the Expires header as S3 sent it, sent back unchanged.
+	Expires string
+	// StorageClass is the object's storage class; Head names STANDARD,
+	// which S3 leaves out. Empty in a write: the mount's
+	// Config.StorageClass, else the bucket's default.
+	StorageClass string
+	// SSE is the server-side encryption (SSEKMS, SSEAES256) and
+	// SSEKMSKeyID its KMS key. Empty in a write: the mount's Config.SSE
+	// and SSEKMSKeyID, else the bucket's default.
+	SSE, SSEKMSKeyID string
+	// TagCount is how many tags the object has (x-amz-tagging-count;
+	// Head only): Tags reads them.
+	TagCount int32
 }
 
 // ListPage is one page of a delimited ListObjectsV2.
@@ -33,8 +57,10 @@ type ListPage struct {
 
 // PutOptions are the settings of a new object (PutObject or a multipart upload).
 type PutOptions struct {
-	Metadata    map[string]string // user metadata, without the x-amz-meta- prefix
-	ContentType string
+	Metadata map[string]string // user metadata, without the x-amz-meta- prefix
+	Headers  ObjectHeaders     // TagCount is not sent: Tags are
+	// Tags are the new object's tags (x-amz-tagging); nil for none.
+	Tags map[string]string
 	// IfNoneMatch makes the write conditional: it fails with ErrPreconditionFailed
 	// when an object of that key exists.
 	IfNoneMatch bool
@@ -58,9 +84,16 @@ type CompletedPart struct {
 // CopyOptions are the settings of a server-side copy.
 type CopyOptions struct {
 	// ReplaceMetadata, when non-nil, replaces the object's metadata (directive
-	// REPLACE); when nil, the metadata is copied (directive COPY).
+	// REPLACE); when nil, the metadata is copied (directive COPY). Tags are
+	// copied either way (TaggingDirective COPY).
 	ReplaceMetadata map[string]string
-	ContentType     string
+	// Headers, when non-nil, are the source's (from its HEAD), which the
+	// copy keeps: with REPLACE S3 would drop the Content-* headers and
+	// Expires unless they are sent, and with either directive the copy
+	// would take STANDARD and the bucket's default encryption. nil: the
+	// copy gets the mount's storage class and encryption, and with REPLACE
+	// no system header.
+	Headers *ObjectHeaders
 }
 
 // API is the set of S3 operations bucketfs uses. *Client implements it; tests
@@ -94,6 +127,9 @@ type API interface {
 	// upload. A non-empty srcETag conditions the copy on that version of src
 	// (x-amz-copy-source-if-match): ErrPreconditionFailed when it changed.
 	UploadPartCopy(ctx context.Context, src, srcETag, key, uploadID string, number int32, first, last int64) (CompletedPart, error)
+	// Tags returns an object's tags (GetObjectTagging); empty, never nil,
+	// for none.
+	Tags(ctx context.Context, key string) (map[string]string, error)
 	// Delete removes a key; deleting a missing key succeeds, as in S3.
 	Delete(ctx context.Context, key string) error
 	// DeleteMany removes up to 1,000 keys in one request.

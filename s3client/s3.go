@@ -384,7 +384,7 @@ func (c *Client) Head(ctx context.Context, key string) (*ObjectInfo, error) {
 		ETag:         aws.ToString(out.ETag),
 		LastModified: aws.ToTime(out.LastModified),
 		Metadata:     meta,
-		ContentType:  aws.ToString(out.ContentType),
+		Headers:      headersIn(out),
 	}, nil
 }
 
@@ -513,6 +513,7 @@ func (b *objectBody) Close() error {
 
 // Put implements API.
 func (c *Client) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts PutOptions) (string, error) {
+	h := c.headersOut(opts.Headers)
 	in := &s3.PutObjectInput{
 		Bucket:               &c.bucket,
 		Key:                  &key,
@@ -520,13 +521,16 @@ func (c *Client) Put(ctx context.Context, key string, body io.ReadSeeker, size i
 		ContentLength:        aws.Int64(size),
 		Metadata:             metaOut(opts.Metadata),
 		ChecksumAlgorithm:    c.w.checksum,
-		ServerSideEncryption: c.w.sse,
-		SSEKMSKeyId:          c.w.kmsKeyID,
-		StorageClass:         c.w.storageClass,
+		ContentType:          h.contentType,
+		CacheControl:         h.cacheControl,
+		ContentEncoding:      h.contentEncoding,
+		ContentDisposition:   h.contentDisposition,
+		ContentLanguage:      h.contentLanguage,
+		ServerSideEncryption: h.sse,
+		SSEKMSKeyId:          h.kmsKeyID,
+		StorageClass:         h.storageClass,
+		Tagging:              tagging(opts.Tags),
 		RequestPayer:         c.w.payer,
-	}
-	if opts.ContentType != "" {
-		in.ContentType = aws.String(opts.ContentType)
 	}
 	put := func(conditional bool) (string, error) {
 		in.IfNoneMatch = nil
@@ -536,7 +540,7 @@ func (c *Client) Put(ctx context.Context, key string, body io.ReadSeeker, size i
 		if _, err := body.Seek(0, io.SeekStart); err != nil {
 			return "", wrapError("PutObject", key, err)
 		}
-		out, err := c.s3.PutObject(ctx, in)
+		out, err := c.s3.PutObject(ctx, in, withExpires(h.expires)...)
 		if err != nil {
 			return "", wrapError("PutObject", key, err)
 		}
@@ -557,23 +561,27 @@ func (c *Client) Put(ctx context.Context, key string, body io.ReadSeeker, size i
 func (c *Client) CreateMultipartUpload(ctx context.Context, key string, opts PutOptions) (string, error) {
 	ctx, cancel := c.small(ctx)
 	defer cancel()
+	h := c.headersOut(opts.Headers)
 	in := &s3.CreateMultipartUploadInput{
 		Bucket:               &c.bucket,
 		Key:                  &key,
 		Metadata:             metaOut(opts.Metadata),
 		ChecksumAlgorithm:    c.w.checksum,
-		ServerSideEncryption: c.w.sse,
-		SSEKMSKeyId:          c.w.kmsKeyID,
-		StorageClass:         c.w.storageClass,
+		ContentType:          h.contentType,
+		CacheControl:         h.cacheControl,
+		ContentEncoding:      h.contentEncoding,
+		ContentDisposition:   h.contentDisposition,
+		ContentLanguage:      h.contentLanguage,
+		ServerSideEncryption: h.sse,
+		SSEKMSKeyId:          h.kmsKeyID,
+		StorageClass:         h.storageClass,
+		Tagging:              tagging(opts.Tags),
 		RequestPayer:         c.w.payer,
 	}
 	if opts.CopiedParts {
 		in.ChecksumAlgorithm = ""
 	}
-	if opts.ContentType != "" {
-		in.ContentType = aws.String(opts.ContentType)
-	}
-	out, err := c.s3.CreateMultipartUpload(ctx, in)
+	out, err := c.s3.CreateMultipartUpload(ctx, in, withExpires(h.expires)...)
 	if err != nil {
 		return "", wrapError("CreateMultipartUpload", key, err)
 	}
@@ -693,25 +701,34 @@ func (c *Client) Copy(ctx context.Context, src, dst string, opts CopyOptions) (s
 	// whitespace while it copies): four request timeouts, not one.
 	ctx, cancel := context.WithTimeout(ctx, 4*c.timeout)
 	defer cancel()
+	var srcHeaders ObjectHeaders
+	if opts.Headers != nil {
+		srcHeaders = *opts.Headers
+	}
+	h := c.headersOut(srcHeaders)
 	in := &s3.CopyObjectInput{
 		Bucket:     &c.bucket,
 		Key:        &dst,
 		CopySource: aws.String(c.bucket + "/" + escapeCopySource(src)),
-		// The copy is a new object: it gets this mount's encryption and
-		// storage class, not the source's.
-		ServerSideEncryption: c.w.sse,
-		SSEKMSKeyId:          c.w.kmsKeyID,
-		StorageClass:         c.w.storageClass,
+		// Without these S3 gives the copy STANDARD and the bucket's
+		// default encryption, whatever the source's were.
+		ServerSideEncryption: h.sse,
+		SSEKMSKeyId:          h.kmsKeyID,
+		StorageClass:         h.storageClass,
 		RequestPayer:         c.w.payer,
 	}
 	if opts.ReplaceMetadata != nil {
+		// REPLACE replaces the system headers too: those not sent are lost.
 		in.MetadataDirective = types.MetadataDirectiveReplace
 		in.Metadata = opts.ReplaceMetadata
-		if opts.ContentType != "" {
-			in.ContentType = aws.String(opts.ContentType)
-		}
+		in.ContentType, in.CacheControl, in.ContentEncoding = h.contentType, h.cacheControl, h.contentEncoding
+		in.ContentDisposition, in.ContentLanguage = h.contentDisposition, h.contentLanguage
 	}
-	out, err := c.s3.CopyObject(ctx, in)
+	var expires []func(*s3.Options)
+	if in.MetadataDirective == types.MetadataDirectiveReplace {
+		expires = withExpires(h.expires)
+	}
+	out, err := c.s3.CopyObject(ctx, in, expires...)
 	if err != nil {
 		return "", wrapError("CopyObject", dst, err)
 	}

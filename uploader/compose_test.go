@@ -290,13 +290,15 @@ func mapsEqual(a, b map[string]int) bool {
 	return true
 }
 
-// TestComposeOptions: metadata and Content-Type reach the object, in one
-// PutObject and in a multipart upload; IfNoneMatch refuses an existing
+// TestComposeOptions: metadata, headers (Content-Type, storage class, ...)
+// and tags reach the object, in one PutObject and in a multipart upload; IfNoneMatch refuses an existing
 // key in both, and the refused multipart upload is aborted.
 func TestComposeOptions(t *testing.T) {
 	b := newComposeBed(t, Config{})
 	old := noise(104, 12<<20)
-	opts := s3client.PutOptions{Metadata: map[string]string{"mode": "33188"}, ContentType: "text/plain"}
+	headers := s3client.ObjectHeaders{ContentType: "text/plain", CacheControl: "no-cache", StorageClass: "REDUCED_REDUNDANCY"}
+	opts := s3client.PutOptions{Metadata: map[string]string{"mode": "33188"}, Headers: headers, Tags: map[string]string{"t": "1"}}
+	headers.TagCount = 1
 	for _, size := range []int64{3 << 20, 13 << 20} {
 		key := fmt.Sprintf("opts/%d", size)
 		base := b.base(key+".old", old)
@@ -305,8 +307,8 @@ func TestComposeOptions(t *testing.T) {
 			t.Fatal(err)
 		}
 		info := b.check(t, key, want)
-		if info.Metadata["mode"] != "33188" || info.ContentType != "text/plain" {
-			t.Fatalf("size %d: metadata %v, Content-Type %q", size, info.Metadata, info.ContentType)
+		if info.Metadata["mode"] != "33188" || info.Headers != headers {
+			t.Fatalf("size %d: metadata %v, headers %+v", size, info.Metadata, info.Headers)
 		}
 		excl := opts
 		excl.IfNoneMatch = true

@@ -222,6 +222,10 @@ func (c *fakeClient) Copy(ctx context.Context, src, dst string, opts s3client.Co
 	return fakeETag(b), nil
 }
 
+func (c *fakeClient) Tags(ctx context.Context, key string) (map[string]string, error) {
+	return map[string]string{}, nil
+}
+
 func (c *fakeClient) Delete(ctx context.Context, key string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	bfs "github.com/bucketfs/bucketfs/fs"
 	"github.com/bucketfs/bucketfs/s3client"
 	"github.com/bucketfs/bucketfs/uploader"
 )
@@ -56,6 +57,7 @@ type options struct {
 	cacheMaxSize      int64  // bound on the stage (--cache-max-size)
 	directIO          bool
 	maxRenameObjects  int
+	contentTypes      []bfs.ContentTypeRule // --content-type, in order
 	debugFUSE         bool
 	debugS3           bool
 	logFormat         string // text or json (--log-format)
@@ -171,6 +173,8 @@ func newMountFlags(o *options) *commandLine {
 	g.add(&flagSpec{name: "max-rename-objects", arg: "N", def: "10000", value: intValue{&o.maxRenameObjects, 1},
 		usage: "most objects one directory rename moves; more answers EXDEV (mv then copies itself)"})
 
+	g.add(&flagSpec{name: "content-type", arg: "PATTERN=TYPE", value: contentTypeValue{&o.contentTypes},
+		usage: "Content-Type of new objects whose name matches PATTERN, an extension (.log) or a glob on the base name ('*.gz'); repeatable, the first match wins, over the MIME tables (/etc/mime.types)"})
 	addStorageFlags(g, &o.conn.aws)
 
 	g = c.group("Logging")

@@ -5,10 +5,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	bfs "github.com/bucketfs/bucketfs/fs"
 )
 
 func TestParseSize(t *testing.T) {
@@ -182,7 +185,7 @@ func TestEveryFlagIsAMountOption(t *testing.T) {
 		"cache-dir": "/var/cache/b", "cache-max-size": "2GiB",
 		"max-retries": "2", "request-timeout": "5s",
 		"ca-bundle": "/etc/ssl/private-ca.pem", "sse": "aws:kms", "sse-kms-key-id": "alias/k", "storage-class": "STANDARD_IA", "checksum": "none",
-		"log-format": "json", "metrics-addr": "127.0.0.1:9100",
+		"log-format": "json", "metrics-addr": "127.0.0.1:9100", "content-type": "*.gz=application/gzip",
 	}
 	var o options
 	c := newMountFlags(&o)
@@ -208,11 +211,11 @@ func TestEveryFlagIsAMountOption(t *testing.T) {
 			if err != nil {
 				t.Fatalf("-o %s=%s: %v", opt, v, err)
 			}
-			if *viaFlag != *viaOption {
+			if !reflect.DeepEqual(viaFlag, viaOption) {
 				t.Errorf("-o %s=%s gives %+v, --%s gives %+v", opt, v, viaOption, f.name, viaFlag)
 			}
 			def, _ := parse("b", "/m")
-			if *viaFlag == *def {
+			if reflect.DeepEqual(viaFlag, def) {
 				t.Errorf("--%s=%s changed nothing", f.name, v)
 			}
 		}
@@ -367,5 +370,21 @@ func TestCleanupHelp(t *testing.T) {
 	errb.Reset()
 	if code := run([]string{"cleanup"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "want BUCKET") {
 		t.Fatalf("cleanup without bucket: exit %d, %q", code, errb.String())
+	}
+}
+
+// TestContentTypeFlag: --content-type repeats, keeps its order, reaches
+// the mount's configuration, and refuses a malformed rule.
+func TestContentTypeFlag(t *testing.T) {
+	o, err := parse("--content-type", ".log=text/plain", "-o", "content_type=*.gz=application/gzip", "b", "/m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []bfs.ContentTypeRule{{Pattern: ".log", ContentType: "text/plain"}, {Pattern: "*.gz", ContentType: "application/gzip"}}
+	if got := mountConfig(o, nil, nil).ContentTypes; !reflect.DeepEqual(got, want) {
+		t.Fatalf("rules %+v, want %+v", got, want)
+	}
+	if _, err := parse("--content-type", "text/plain", "b", "/m"); err == nil || !strings.Contains(err.Error(), "content-type") {
+		t.Fatalf("a rule without a pattern: %v", err)
 	}
 }

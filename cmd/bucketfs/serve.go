@@ -83,6 +83,7 @@ func mountConfig(o *options, client s3client.API, log *logrus.Logger) bfs.Config
 		CacheMaxSize:     o.cacheMaxSize,
 		DirectIO:         o.directIO,
 		MaxRenameObjects: o.maxRenameObjects,
+		ContentTypes:     o.contentTypes,
 		Upload: uploader.Config{
 			PartSize:    o.partSize,
 			MemoryLimit: o.uploadMemory,

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	bfs "github.com/bucketfs/bucketfs/fs"
 )
 
 // value is one flag's setting. Set's error names the bad input and says
@@ -143,5 +145,25 @@ func (v endpointValue) Set(s string) error {
 		return fmt.Errorf("%q names no host", s)
 	}
 	*v.p = s
+	return nil
+}
+
+// contentTypeValue is a repeatable --content-type: each use adds a rule.
+type contentTypeValue struct{ p *[]bfs.ContentTypeRule }
+
+func (v contentTypeValue) String() string {
+	rules := make([]string, len(*v.p))
+	for i, r := range *v.p {
+		rules[i] = r.Pattern + "=" + r.ContentType
+	}
+	return strings.Join(rules, " ")
+}
+
+func (v contentTypeValue) Set(s string) error {
+	r, err := bfs.ParseContentTypeRule(s)
+	if err != nil {
+		return err
+	}
+	*v.p = append(*v.p, r)
 	return nil
 }

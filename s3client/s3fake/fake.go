@@ -47,6 +47,7 @@ const (
 	OpUploadPartCopy          = "UploadPartCopy"
 	OpDeleteObject            = "DeleteObject"
 	OpDeleteObjects           = "DeleteObjects"
+	OpGetObjectTagging        = "GetObjectTagging"
 )
 
 // S3's limits, as the fake enforces them.
@@ -113,17 +114,19 @@ type object struct {
 	etag         string
 	lastModified time.Time
 	meta         map[string]string // lower-case keys, never nil
-	contentType  string
+	headers      s3client.ObjectHeaders
+	tags         map[string]string // never nil
 }
 
 // upload is one in-progress multipart upload.
 type upload struct {
-	id          string
-	key         string
-	seq         int64
-	meta        map[string]string
-	contentType string
-	parts       map[int32]part
+	id      string
+	key     string
+	seq     int64
+	meta    map[string]string
+	headers s3client.ObjectHeaders
+	tags    map[string]string
+	parts   map[int32]part
 }
 
 // part is one uploaded part; data is never modified once stored.
@@ -199,7 +202,7 @@ func (f *Fake) Object(key string) (data []byte, info *s3client.ObjectInfo, ok bo
 	}
 	info = o.info(key)
 	info.Metadata = maps.Clone(o.meta)
-	info.ContentType = o.contentType
+	info.Headers = o.headersOut()
 	return slices.Clone(o.data), info, true
 }
 
@@ -237,7 +240,8 @@ func (f *Fake) SetObject(key string, data []byte, meta map[string]string) {
 		etag:         quoteMD5(sum),
 		lastModified: f.now(),
 		meta:         lowerKeys(meta),
-		contentType:  DefaultContentType,
+		headers:      written(s3client.ObjectHeaders{}),
+		tags:         map[string]string{},
 	})
 }
 
@@ -439,15 +443,62 @@ func lowerKeys(meta map[string]string) map[string]string {
 	return out
 }
 
-// contentTypeOr returns ct, or the default Content-Type when it is empty.
-func contentTypeOr(ct string) string {
-	if ct == "" {
-		return DefaultContentType
+// written returns the headers S3 stores for a write that sent h: the
+// default Content-Type and STANDARD where h names none. The fake has no
+// mount defaults: an empty SSE stays empty (no encryption).
+func written(h s3client.ObjectHeaders) s3client.ObjectHeaders {
+	if h.ContentType == "" {
+		h.ContentType = DefaultContentType
 	}
-	return ct
+	if h.StorageClass == "" {
+		h.StorageClass = "STANDARD"
+	}
+	h.TagCount = 0 // counted from the tags
+	return h
+}
+
+// headersOut returns o's headers as a HEAD answers them.
+func (o *object) headersOut() s3client.ObjectHeaders {
+	h := o.headers
+	h.TagCount = int32(len(o.tags))
+	return h
+}
+
+// Tags implements s3client.API.
+func (f *Fake) Tags(ctx context.Context, key string) (map[string]string, error) {
+	const op = OpGetObjectTagging
+	if err := checkEmpty(op, key, key); err != nil {
+		return nil, err
+	}
+	fault, err := f.begin(ctx, op, key)
+	if err != nil {
+		return nil, err
+	}
+	var tags map[string]string
+	err = checkLength(op, key, key)
+	if err == nil {
+		f.mu.Lock()
+		if o := f.objects[key]; o != nil {
+			tags = maps.Clone(o.tags)
+		} else {
+			err = APIError(op, key, "NoSuchKey", 404)
+		}
+		f.mu.Unlock()
+	}
+	if err := end(op, key, fault, err); err != nil {
+		return nil, err
+	}
+	return tags, nil
 }
 
 // quoteMD5 returns sum as an ETag: quoted lower-case hex.
 func quoteMD5(sum [md5.Size]byte) string {
 	return `"` + hex.EncodeToString(sum[:]) + `"`
+}
+
+// cloneTags returns a copy of tags; never nil.
+func cloneTags(tags map[string]string) map[string]string {
+	out := make(map[string]string, len(tags))
+	maps.Copy(out, tags)
+	return out
 }

@@ -83,8 +83,9 @@ func TestObjectAttributes(t *testing.T) {
 	f.SetClock(fixedClock(clock))
 
 	etag := put(t, f, "dir/file", "hello", s3client.PutOptions{
-		Metadata:    map[string]string{"Mode": "33188", "MTIME": "12"},
-		ContentType: "text/plain",
+		Metadata: map[string]string{"Mode": "33188", "MTIME": "12"},
+		Headers:  s3client.ObjectHeaders{ContentType: "text/plain", CacheControl: "no-cache", StorageClass: "REDUCED_REDUNDANCY"},
+		Tags:     map[string]string{"team": "a"},
 	})
 	if etag != etagOf([]byte("hello")) {
 		t.Fatalf("etag = %s", etag)
@@ -97,7 +98,8 @@ func TestObjectAttributes(t *testing.T) {
 		Key: "dir/file", Size: 5, ETag: etag,
 		LastModified: time.Date(2024, 5, 6, 6, 8, 9, 0, time.UTC),
 		Metadata:     map[string]string{"mode": "33188", "mtime": "12"},
-		ContentType:  "text/plain",
+		Headers: s3client.ObjectHeaders{ContentType: "text/plain", CacheControl: "no-cache",
+			StorageClass: "REDUCED_REDUNDANCY", TagCount: 1},
 	}
 	if !infoEqual(info, want) {
 		t.Fatalf("head = %+v, want %+v", info, want)
@@ -108,7 +110,7 @@ func TestObjectAttributes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.ContentType != s3fake.DefaultContentType || info.Metadata == nil || len(info.Metadata) != 0 || info.ETag != etagOf(nil) {
+	if info.Headers != (s3client.ObjectHeaders{ContentType: s3fake.DefaultContentType, StorageClass: "STANDARD"}) || info.Metadata == nil || len(info.Metadata) != 0 || info.ETag != etagOf(nil) {
 		t.Fatalf("head of a plain empty object = %+v", info)
 	}
 
@@ -153,7 +155,7 @@ func TestObjectAttributes(t *testing.T) {
 func infoEqual(a, b *s3client.ObjectInfo) bool {
 	return a.Key == b.Key && a.Size == b.Size && a.ETag == b.ETag && a.LastModified.Equal(b.LastModified) &&
 		a.LastModified.Location() == b.LastModified.Location() &&
-		maps.Equal(a.Metadata, b.Metadata) && a.ContentType == b.ContentType
+		maps.Equal(a.Metadata, b.Metadata) && a.Headers == b.Headers
 }
 
 func TestPutBody(t *testing.T) {
@@ -407,7 +409,8 @@ func TestMultipart(t *testing.T) {
 	f.SetClock(fixedClock(time.Unix(1000, 0)))
 	src := put(t, f, "src", "0123456789", s3client.PutOptions{})
 
-	opts := s3client.PutOptions{Metadata: map[string]string{"Mode": "420"}, ContentType: "text/x"}
+	opts := s3client.PutOptions{Metadata: map[string]string{"Mode": "420"}, Headers: s3client.ObjectHeaders{ContentType: "text/x"},
+		Tags: map[string]string{"k": "v"}}
 	id, err := f.CreateMultipartUpload(ctx, "dst", opts)
 	if err != nil {
 		t.Fatal(err)
@@ -472,7 +475,7 @@ func TestMultipart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.ETag != etag || info.Size != int64(len(data)) || info.ContentType != "text/x" ||
+	if info.ETag != etag || info.Size != int64(len(data)) || info.Headers.ContentType != "text/x" || info.Headers.TagCount != 1 ||
 		!maps.Equal(info.Metadata, map[string]string{"mode": "420"}) || !info.LastModified.Equal(time.Unix(2000, 0)) {
 		t.Fatalf("head = %+v", info)
 	}
@@ -619,7 +622,7 @@ func TestList(t *testing.T) {
 						t.Fatalf("maxKeys %d: page of %d entries", maxKeys, n)
 					}
 					for _, o := range page.Objects {
-						if o.Metadata != nil || o.ContentType != "" || o.ETag != etagOf([]byte(o.Key)) || o.Size != int64(len(o.Key)) {
+						if o.Metadata != nil || o.Headers != (s3client.ObjectHeaders{}) || o.ETag != etagOf([]byte(o.Key)) || o.Size != int64(len(o.Key)) {
 							t.Fatalf("listed %+v", o)
 						}
 						objects = append(objects, o.Key)
@@ -671,7 +674,20 @@ func TestCopy(t *testing.T) {
 	ctx := context.Background()
 	f := s3fake.New()
 	f.SetClock(fixedClock(time.Unix(100, 0)))
-	put(t, f, "src", "data", s3client.PutOptions{Metadata: map[string]string{"mode": "1"}, ContentType: "text/a"})
+	srcHeaders := s3client.ObjectHeaders{ContentType: "text/a", CacheControl: "max-age=60", ContentEncoding: "gzip",
+		ContentDisposition: "inline", ContentLanguage: "fr", Expires: "Thu, 01 Jan 2037 00:00:00 GMT",
+		StorageClass: "REDUCED_REDUNDANCY", SSE: s3client.SSEKMS, SSEKMSKeyID: "key-1"}
+	put(t, f, "src", "data", s3client.PutOptions{Metadata: map[string]string{"mode": "1"}, Headers: srcHeaders,
+		Tags: map[string]string{"a": "1", "b": "2"}})
+	headed, tagged := srcHeaders, srcHeaders
+	tagged.TagCount = 2
+	plain := s3client.ObjectHeaders{ContentType: s3fake.DefaultContentType, StorageClass: "STANDARD"}
+	// Without the source's headers a copy keeps the Content-* ones (COPY)
+	// but, as in S3, becomes STANDARD and unencrypted.
+	copied := tagged
+	copied.StorageClass, copied.SSE, copied.SSEKMSKeyID = "STANDARD", "", ""
+	replaced := plain
+	replaced.TagCount = 2
 	id, parts := uploadParts(t, f, "multi", []byte("abc"))
 	if _, err := f.CompleteMultipartUpload(ctx, "multi", id, parts, s3client.PutOptions{}); err != nil {
 		t.Fatal(err)
@@ -683,16 +699,17 @@ func TestCopy(t *testing.T) {
 		opts           s3client.CopyOptions
 		data           string
 		meta           map[string]string
-		contentType    string
+		headers        s3client.ObjectHeaders
 	}{
-		{"keep", "src", "dst", s3client.CopyOptions{ContentType: "ignored"}, "data", map[string]string{"mode": "1"}, "text/a"},
-		{"replace", "src", "dst2", s3client.CopyOptions{ReplaceMetadata: map[string]string{"UID": "5"}, ContentType: "text/b"},
-			"data", map[string]string{"uid": "5"}, "text/b"},
+		{"keep", "src", "dst", s3client.CopyOptions{Headers: &headed}, "data", map[string]string{"mode": "1"}, tagged},
+		{"keep without the source's headers", "src", "dst1", s3client.CopyOptions{}, "data", map[string]string{"mode": "1"}, copied},
+		{"replace", "src", "dst2", s3client.CopyOptions{ReplaceMetadata: map[string]string{"UID": "5"}, Headers: &headed},
+			"data", map[string]string{"uid": "5"}, tagged},
 		{"replace empty", "src", "dst3", s3client.CopyOptions{ReplaceMetadata: map[string]string{}},
-			"data", map[string]string{}, s3fake.DefaultContentType},
-		{"onto itself replacing", "src", "src", s3client.CopyOptions{ReplaceMetadata: map[string]string{"mode": "2"}, ContentType: "text/a"},
-			"data", map[string]string{"mode": "2"}, "text/a"},
-		{"multipart source", "multi", "dst4", s3client.CopyOptions{}, "abc", map[string]string{}, s3fake.DefaultContentType},
+			"data", map[string]string{}, replaced},
+		{"onto itself replacing", "src", "src", s3client.CopyOptions{ReplaceMetadata: map[string]string{"mode": "2"}, Headers: &headed},
+			"data", map[string]string{"mode": "2"}, tagged},
+		{"multipart source", "multi", "dst4", s3client.CopyOptions{}, "abc", map[string]string{}, plain},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -705,7 +722,7 @@ func TestCopy(t *testing.T) {
 			}
 			data, info, _ := f.Object(tt.dst)
 			if string(data) != tt.data || info.ETag != etag || !maps.Equal(info.Metadata, tt.meta) ||
-				info.ContentType != tt.contentType || !info.LastModified.Equal(time.Unix(200, 0)) {
+				info.Headers != tt.headers || !info.LastModified.Equal(time.Unix(200, 0)) {
 				t.Fatalf("copy = %q %+v", data, info)
 			}
 		})
@@ -1107,5 +1124,33 @@ func TestConcurrent(t *testing.T) {
 	}
 	if len(winners) != exclusiveKeys {
 		t.Errorf("%d keys written exclusively, want %d", len(winners), exclusiveKeys)
+	}
+}
+
+func TestTags(t *testing.T) {
+	ctx := context.Background()
+	f := s3fake.New()
+	put(t, f, "tagged", "x", s3client.PutOptions{Tags: map[string]string{"a": "1"}})
+	put(t, f, "plain", "x", s3client.PutOptions{})
+	if tags, err := f.Tags(ctx, "tagged"); err != nil || !maps.Equal(tags, map[string]string{"a": "1"}) {
+		t.Fatalf("tags of tagged = %v, %v", tags, err)
+	}
+	if tags, err := f.Tags(ctx, "plain"); err != nil || tags == nil || len(tags) != 0 {
+		t.Fatalf("tags of plain = %v, %v", tags, err)
+	}
+	if _, err := f.Tags(ctx, "missing"); !errors.Is(err, s3client.ErrNotFound) {
+		t.Fatalf("tags of missing: %v", err)
+	}
+	f.SetHook(func(op, key string) s3fake.Fault {
+		if op == s3fake.OpGetObjectTagging {
+			return s3fake.Fault{Err: s3fake.APIError(op, key, "AccessDenied", 403)}
+		}
+		return s3fake.Fault{}
+	})
+	if _, err := f.Tags(ctx, "tagged"); !errors.Is(err, s3client.ErrAccessDenied) || s3client.Code(err) != "AccessDenied" {
+		t.Fatalf("denied tags: %v", err)
+	}
+	if n := f.Count(s3fake.OpGetObjectTagging); n != 4 {
+		t.Fatalf("%d GetObjectTagging, want 4", n)
 	}
 }

@@ -43,12 +43,13 @@ func (f *Fake) createUpload(op, key string, opts s3client.PutOptions) (string, e
 	defer f.mu.Unlock()
 	f.uploadSeq++
 	u := &upload{
-		id:          fmt.Sprintf("fake-upload-%08d", f.uploadSeq),
-		key:         key,
-		seq:         f.uploadSeq,
-		meta:        lowerKeys(opts.Metadata),
-		contentType: contentTypeOr(opts.ContentType),
-		parts:       map[int32]part{},
+		id:      fmt.Sprintf("fake-upload-%08d", f.uploadSeq),
+		key:     key,
+		seq:     f.uploadSeq,
+		meta:    lowerKeys(opts.Metadata),
+		headers: written(opts.Headers),
+		tags:    cloneTags(opts.Tags),
+		parts:   map[int32]part{},
 	}
 	f.uploads[u.id] = u
 	return u.id, nil
@@ -216,7 +217,8 @@ func (f *Fake) complete(op, key, uploadID string, parts []s3client.CompletedPart
 		etag:         fmt.Sprintf(`"%s-%d"`, hex.EncodeToString(sumOfSums[:]), len(parts)),
 		lastModified: f.now(),
 		meta:         u.meta,
-		contentType:  u.contentType,
+		headers:      u.headers,
+		tags:         u.tags,
 	}
 	f.store(key, o)
 	delete(f.uploads, uploadID)

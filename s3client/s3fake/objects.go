@@ -52,7 +52,7 @@ func (f *Fake) head(op, key string) (*s3client.ObjectInfo, error) {
 	}
 	info := o.info(key)
 	info.Metadata = maps.Clone(o.meta)
-	info.ContentType = o.contentType
+	info.Headers = o.headersOut()
 	return info, nil
 }
 
@@ -147,11 +147,12 @@ func (f *Fake) put(op, key string, body io.ReadSeeker, size int64, opts s3client
 	}
 	sum := md5.Sum(data)
 	o := &object{
-		data:        data,
-		md5:         sum,
-		etag:        quoteMD5(sum),
-		meta:        lowerKeys(opts.Metadata),
-		contentType: contentTypeOr(opts.ContentType),
+		data:    data,
+		md5:     sum,
+		etag:    quoteMD5(sum),
+		meta:    lowerKeys(opts.Metadata),
+		headers: written(opts.Headers),
+		tags:    cloneTags(opts.Tags),
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -198,9 +199,11 @@ func readBody(op, key string, body io.ReadSeeker, size int64, rewind bool) ([]by
 
 // Copy implements s3client.API. The copy gets a new LastModified and an
 // ETag that is the MD5 of its content, even when src is a multipart object.
-// With opts.ReplaceMetadata nil, metadata and Content-Type are copied and a
-// copy of an object onto itself is refused (InvalidRequest, 400), as S3
-// refuses a copy that changes nothing.
+// With opts.ReplaceMetadata nil, metadata and the Content-* headers are
+// copied and a copy of an object onto itself is refused (InvalidRequest,
+// 400), as S3 refuses a copy that changes nothing; with it, they are
+// opts.Headers'. Either way, as in S3, the storage class and encryption are
+// opts.Headers' (STANDARD and none without), and the tags are copied.
 func (f *Fake) Copy(ctx context.Context, src, dst string, opts s3client.CopyOptions) (string, error) {
 	const op = OpCopyObject
 	if err := checkEmpty(op, dst, src, dst); err != nil {
@@ -241,12 +244,19 @@ func (f *Fake) copy(op, src, dst string, opts s3client.CopyOptions) (string, err
 		etag:         quoteMD5(s.md5),
 		lastModified: f.now(),
 		meta:         s.meta,
-		contentType:  s.contentType,
+		headers:      s.headers,
+		tags:         s.tags,
+	}
+	var sent s3client.ObjectHeaders
+	if opts.Headers != nil {
+		sent = *opts.Headers
 	}
 	if opts.ReplaceMetadata != nil {
 		o.meta = lowerKeys(opts.ReplaceMetadata)
-		o.contentType = contentTypeOr(opts.ContentType)
+		o.headers = sent
 	}
+	o.headers.StorageClass, o.headers.SSE, o.headers.SSEKMSKeyID = sent.StorageClass, sent.SSE, sent.SSEKMSKeyID
+	o.headers = written(o.headers)
 	f.store(dst, o)
 	return o.etag, nil
 }

@@ -7,6 +7,7 @@ package s3test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
@@ -38,6 +39,7 @@ type Server struct {
 	args     []string // the server's command line, addresses included
 	logw     io.Writer
 	detached bool
+	env      []string // added to the server's environment
 
 	mu       sync.Mutex    // guards cmd, done, stopped (Kill and Restart swap them)
 	cmd      *exec.Cmd     // the running process
@@ -98,9 +100,26 @@ func Require(t testing.TB, ok bool, what string) {
 // StartMinIO starts MinIO for the test and stops it at cleanup.
 func StartMinIO(t testing.TB) *Server {
 	t.Helper()
+	return startMinIO(t, nil)
+}
+
+// KMSKeyName is the KMS key of a server StartMinIOWithKMS started.
+const KMSKeyName = "bucketfs-test-key"
+
+// StartMinIOWithKMS starts MinIO with a static KMS key (KMSKeyName,
+// MINIO_KMS_SECRET_KEY), so that it accepts SSE-KMS, and stops it at
+// cleanup. The key is a fixed test value.
+func StartMinIOWithKMS(t testing.TB) *Server {
+	t.Helper()
+	key := base64.StdEncoding.EncodeToString([]byte("bucketfs-test-kms-key-32-bytes!!"))
+	return startMinIO(t, []string{"MINIO_KMS_SECRET_KEY=" + KMSKeyName + ":" + key})
+}
+
+func startMinIO(t testing.TB, env []string) *Server {
+	t.Helper()
 	bin := MinIOPath()
 	Require(t, bin != "", "MinIO (bin/minio)")
-	s, err := Start(bin, t.TempDir(), io.Discard)
+	s, err := start(bin, t.TempDir(), io.Discard, false, env)
 	if err != nil {
 		t.Fatalf("starting MinIO: %v", err)
 	}
@@ -111,16 +130,16 @@ func StartMinIO(t testing.TB) *Server {
 // Start starts MinIO from bin with its data in dir, logging to logw, and
 // waits until it answers. It dies with this process; the caller must call Stop.
 func Start(bin, dir string, logw io.Writer) (*Server, error) {
-	return start(bin, dir, logw, false)
+	return start(bin, dir, logw, false, nil)
 }
 
 // StartDetached is Start for a server that outlives this process (make
 // demo): stop it later by its PID.
 func StartDetached(bin, dir string, logw io.Writer) (*Server, error) {
-	return start(bin, dir, logw, true)
+	return start(bin, dir, logw, true, nil)
 }
 
-func start(bin, dir string, logw io.Writer, detached bool) (*Server, error) {
+func start(bin, dir string, logw io.Writer, detached bool, env []string) (*Server, error) {
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		port, err := freePort()
@@ -131,7 +150,7 @@ func start(bin, dir string, logw io.Writer, detached bool) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &Server{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), Dir: dir, bin: bin, logw: logw, detached: detached,
+		s := &Server{Endpoint: fmt.Sprintf("http://127.0.0.1:%d", port), Dir: dir, bin: bin, logw: logw, detached: detached, env: env,
 			args: []string{"server", "--quiet", "--address", fmt.Sprintf("127.0.0.1:%d", port),
 				"--console-address", fmt.Sprintf("127.0.0.1:%d", consolePort), dir}}
 		if err := s.spawn(); err != nil {
@@ -157,6 +176,7 @@ func (s *Server) spawn() error {
 		"MINIO_UPDATE=off",
 		"MINIO_CI_CD=1",
 	)
+	cmd.Env = append(cmd.Env, s.env...)
 	cmd.Stdout, cmd.Stderr = s.logw, s.logw
 	// Its own process group, so a test's signal to us does not reach it
 	// before we stop it ourselves.
