@@ -75,20 +75,21 @@ func (d *dirNode) currentPrefix() string {
 // Getattr implements gofs.NodeGetattrer. The attributes of a directory
 // with a marker are read from the marker's metadata (one HEAD) the first time.
 func (d *dirNode) Getattr(ctx context.Context, f gofs.FileHandle, out *fuse.AttrOut) syscall.Errno {
-	if err := d.loadMarkerAttr(ctx, d.b.cfg.ExactAttrs); err != nil {
+	if err := d.loadMarkerAttr(ctx); err != nil {
 		return core.Errno(err)
 	}
 	d.dirAttr().fill(d.b, &out.Attr)
 	return 0
 }
 
-// loadMarkerAttr reads the attributes of a directory with a marker from
-// its metadata (one HEAD), the first time they are needed; evenWithout
-// asks also when no marker is known (ExactAttrs). Times this mount set
-// since (entriesChanged) are kept.
-func (d *dirNode) loadMarkerAttr(ctx context.Context, evenWithout bool) error {
+// loadMarkerAttr reads a directory's attributes from its marker's metadata
+// (one HEAD) the first time they are needed: a listing does not say whether
+// a directory has a marker, and the kernel checks permissions against its
+// mode and owner. A directory without one keeps the defaults. Times this
+// mount set since (entriesChanged) are kept.
+func (d *dirNode) loadMarkerAttr(ctx context.Context) error {
 	d.mu.Lock()
-	needHead := (d.attr.marker || evenWithout) && !d.attrKnown && d.prefix != ""
+	needHead := !d.attrKnown && d.prefix != ""
 	prefix := d.prefix
 	d.mu.Unlock()
 	if !needHead {
@@ -206,7 +207,7 @@ func (d *dirNode) resolveName(ctx context.Context, name string) (entryAttr, time
 		if !ok {
 			return entryAttr{}, l.fetched, syscall.ENOENT
 		}
-		if r, hit := d.b.lookups.Get(key); hit && r.found && r.attr.isDir == a.isDir && (a.isDir || r.attr.describes(a) || !a.fromHead && r.attr.fromHead && r.attr.etag == "") {
+		if r, hit := d.b.lookups.Get(key); hit && r.found && (r.attr.isDir == a.isDir && (a.isDir || r.attr.describes(a) || !a.fromHead && r.attr.fromHead && r.attr.etag == "") || legacyDirListed(r.attr, a)) {
 			a = r.attr // a HEAD or a change through this mount knows more
 		}
 		if (!a.isDir || d.b.cfg.ExactAttrs) && !d.knows(name, a) {
@@ -346,8 +347,12 @@ func (d *dirNode) childInode(ctx context.Context, name string, a entryAttr, out 
 				if a.fromHead && !n.attrKnown {
 					n.attr, n.attrKnown = a, true
 				}
+				known := n.attrKnown
 				n.mu.Unlock()
 				n.dirAttr().fill(d.b, &out.Attr)
+				if !known {
+					expireAttr(out) // Getattr reads the marker's metadata
+				}
 				return ch
 			}
 		case *fileNode:
@@ -378,7 +383,7 @@ func (d *dirNode) childInode(ctx context.Context, name string, a entryAttr, out 
 		if a.fromHead || a.mode != 0 {
 			nd.attr, nd.attrKnown = a, true
 		}
-		if (a.marker || d.b.cfg.ExactAttrs) && !nd.attrKnown {
+		if !nd.attrKnown {
 			// Ask again at once: Getattr reads the marker's metadata.
 			expireAttr(out)
 		}

@@ -222,6 +222,7 @@ func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 		f.attr.mode |= syscall.S_IFREG
 	}
 	if changed {
+		f.pinMtimeLocked()
 		if f.file.SetMetadata(f.attr.withMeta()) {
 			changed = false // it rides in the upload
 		} else {

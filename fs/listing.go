@@ -405,8 +405,15 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 		return n, n.Operations().(*fileNode).fillEntry(out)
 	}
 	if a, ok := h.lister.l.entries[name]; ok {
-		if r, hit := h.d.b.lookups.Get(h.d.key(name)); hit && r.found && r.attr.isDir == a.isDir {
+		if r, hit := h.d.b.lookups.Get(h.d.key(name)); hit && r.found && (r.attr.isDir == a.isDir || legacyDirListed(r.attr, a)) {
 			a = r.attr
+		}
+		if !a.isDir && a.size == 0 && !h.d.knows(name, a) {
+			// An empty object may be a FIFO, a socket, a device or a
+			// directory as older tools wrote it: its type is in its
+			// metadata, which a listing lacks. No attributes here: the
+			// kernel looks the name up (one HEAD) when it needs it.
+			return nil, syscall.ENOENT
 		}
 		return h.d.childInode(ctx, name, a, out), 0
 	}

@@ -154,3 +154,48 @@ const legacyFolderSuffix = "_$folder$"
 func legacyDirObject(info *s3client.ObjectInfo) bool {
 	return info.Size == 0 && strings.HasPrefix(info.Headers.ContentType, "application/x-directory")
 }
+
+// legacyDirListed says whether known (a HEAD's) is a directory as older
+// s3fs wrote them of which listed is the listing's view: an empty object.
+func legacyDirListed(known, listed entryAttr) bool {
+	return known.isDir && !listed.isDir && listed.size == 0 && known.etag != "" && known.etag == listed.etag
+}
+
+// dropSetIDOnWrite clears SUID, and SGID with group execute, when a process
+// other than root writes: the kernel does it for writes through the page
+// cache, but a direct-I/O write only carries FUSE_WRITE_KILL_SUIDGID,
+// which go-fuse does not hand on. The change is an attribute change (it
+// rides in the upload) and the kernel is told to read the mode again.
+func (f *fileNode) dropSetIDOnWrite() {
+	f.mu.Lock()
+	mode := f.attr.mode
+	kill := mode&syscall.S_ISUID != 0 || mode&(syscall.S_ISGID|syscall.S_IXGRP) == syscall.S_ISGID|syscall.S_IXGRP
+	if !kill {
+		f.mu.Unlock()
+		return
+	}
+	f.attr.mode &^= syscall.S_ISUID
+	if mode&syscall.S_IXGRP != 0 {
+		f.attr.mode &^= syscall.S_ISGID
+	}
+	f.attr.changed()
+	if !f.file.SetMetadata(f.attr.withMeta()) {
+		f.markPendingLocked()
+	}
+	f.mu.Unlock()
+	if f.StableAttr().Ino != 0 {
+		// Not from this goroutine: the kernel may hold the inode's lock
+		// while it waits for this write.
+		go f.NotifyContent(-1, 0)
+	}
+}
+
+// pinMtimeLocked (f.mu held) stores the mtime shown in the metadata before
+// an attribute change of a closed file is written: otherwise the self-copy's
+// LastModified would become the file's mtime. While the file is written its
+// mtime is the last write's, and stays free.
+func (f *fileNode) pinMtimeLocked() {
+	if !f.attr.mtimeSet && !f.attr.mtime.IsZero() && !f.writing() {
+		f.attr.mtimeSet = true
+	}
+}

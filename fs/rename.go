@@ -107,6 +107,7 @@ func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeE
 			// the rename's copy carries.
 			fn.mu.Lock()
 			fn.attr.changed()
+			fn.pinMtimeLocked()
 			fn.markPendingLocked()
 			fn.mu.Unlock()
 			srcAttr, _, _ = fn.currentAttr()

@@ -29,7 +29,7 @@ func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetA
 	}
 	// The marker's other metadata (owner, mode, xattrs) must be known
 	// before it is written again.
-	if err := d.loadMarkerAttr(ctx, false); err != nil {
+	if err := d.loadMarkerAttr(ctx); err != nil {
 		return core.Errno(err)
 	}
 	d.mu.Lock()
@@ -56,7 +56,7 @@ func (d *dirNode) applyPending(ctx context.Context) error {
 		return nil
 	}
 	d.mu.Unlock()
-	if err := d.loadMarkerAttr(ctx, false); err != nil {
+	if err := d.loadMarkerAttr(ctx); err != nil {
 		d.b.log.WithError(err).WithFields(logrus.Fields{"op": "setattr", "key": d.currentPrefix(), "code": s3client.Code(err)}).Error("directory attribute change not applied")
 		return err
 	}

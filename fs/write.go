@@ -39,6 +39,9 @@ func callerProcess(ctx context.Context) uint32 {
 // Write implements gofs.FileWriter. go-fuse reuses data after we return;
 // the uploader copies it into its buffers before that.
 func (w *writeHandle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
+	if c, ok := fuse.FromContext(ctx); ok && c.Uid != 0 {
+		w.node.dropSetIDOnWrite()
+	}
 	n, err := w.h.Write(ctx, off, data)
 	return uint32(n), core.Errno(err)
 }

@@ -231,38 +231,66 @@ func (f *fileNode) knownMetadata(ctx context.Context) (entryAttr, syscall.Errno)
 	return a, 0
 }
 
-// Getxattr implements gofs.NodeGetxattrer.
-func (f *fileNode) Getxattr(ctx context.Context, name string, dest []byte) (uint32, syscall.Errno) {
+// xattrHolder is a node whose extended attributes live in its metadata.
+type xattrHolder interface {
+	// xattrs returns the node's attributes, its metadata read if need be.
+	xattrs(ctx context.Context) (map[string][]byte, syscall.Errno)
+	// changeXattr sets (value non-nil) or removes name.
+	changeXattr(ctx context.Context, name string, value []byte, flags uint32) syscall.Errno
+}
+
+func getxattr(ctx context.Context, n xattrHolder, name string, dest []byte) (uint32, syscall.Errno) {
 	if stored, errno := xattrStored(name); !stored {
 		return 0, errno // no request: the kernel asks security.capability at every write
 	}
-	a, errno := f.knownMetadata(ctx)
+	attrs, errno := n.xattrs(ctx)
 	if errno != 0 {
 		return 0, errno
 	}
-	return xattrGet(parseXattrs(a.meta[metaXattr]), name, dest)
+	return xattrGet(attrs, name, dest)
+}
+
+func listxattr(ctx context.Context, n xattrHolder, dest []byte) (uint32, syscall.Errno) {
+	attrs, errno := n.xattrs(ctx)
+	if errno != 0 {
+		return 0, errno
+	}
+	return xattrList(attrs, dest)
+}
+
+func setxattr(ctx context.Context, n xattrHolder, name string, value []byte, flags uint32) syscall.Errno {
+	if value == nil {
+		value = []byte{} // an empty value is a value
+	}
+	return n.changeXattr(ctx, name, value, flags)
+}
+
+// Getxattr implements gofs.NodeGetxattrer.
+func (f *fileNode) Getxattr(ctx context.Context, name string, dest []byte) (uint32, syscall.Errno) {
+	return getxattr(ctx, f, name, dest)
 }
 
 // Listxattr implements gofs.NodeListxattrer.
 func (f *fileNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	a, errno := f.knownMetadata(ctx)
-	if errno != 0 {
-		return 0, errno
-	}
-	return xattrList(parseXattrs(a.meta[metaXattr]), dest)
+	return listxattr(ctx, f, dest)
 }
 
 // Setxattr implements gofs.NodeSetxattrer.
 func (f *fileNode) Setxattr(ctx context.Context, name string, value []byte, flags uint32) syscall.Errno {
-	if value == nil {
-		value = []byte{}
-	}
-	return f.changeXattr(ctx, name, value, flags)
+	return setxattr(ctx, f, name, value, flags)
 }
 
 // Removexattr implements gofs.NodeRemovexattrer.
 func (f *fileNode) Removexattr(ctx context.Context, name string) syscall.Errno {
 	return f.changeXattr(ctx, name, nil, 0)
+}
+
+func (f *fileNode) xattrs(ctx context.Context) (map[string][]byte, syscall.Errno) {
+	a, errno := f.knownMetadata(ctx)
+	if errno != 0 {
+		return nil, errno
+	}
+	return parseXattrs(a.meta[metaXattr]), 0
 }
 
 func (f *fileNode) changeXattr(ctx context.Context, name string, value []byte, flags uint32) syscall.Errno {
@@ -280,15 +308,15 @@ func (f *fileNode) changeXattr(ctx context.Context, name string, value []byte, f
 	if errno := xattrChange(&f.attr, name, value, flags); errno != 0 {
 		return errno
 	}
+	f.pinMtimeLocked()
 	if !f.file.SetMetadata(f.attr.withMeta()) {
 		f.markPendingLocked()
 	}
 	return 0
 }
 
-// dirXattrs returns the directory's attributes, its marker's metadata read.
-func (d *dirNode) dirXattrs(ctx context.Context) (map[string][]byte, syscall.Errno) {
-	if err := d.loadMarkerAttr(ctx, false); err != nil {
+func (d *dirNode) xattrs(ctx context.Context) (map[string][]byte, syscall.Errno) {
+	if err := d.loadMarkerAttr(ctx); err != nil {
 		return nil, core.Errno(err)
 	}
 	d.mu.Lock()
@@ -298,32 +326,18 @@ func (d *dirNode) dirXattrs(ctx context.Context) (map[string][]byte, syscall.Err
 
 // Getxattr implements gofs.NodeGetxattrer.
 func (d *dirNode) Getxattr(ctx context.Context, name string, dest []byte) (uint32, syscall.Errno) {
-	if stored, errno := xattrStored(name); !stored {
-		return 0, errno
-	}
-	attrs, errno := d.dirXattrs(ctx)
-	if errno != 0 {
-		return 0, errno
-	}
-	return xattrGet(attrs, name, dest)
+	return getxattr(ctx, d, name, dest)
 }
 
 // Listxattr implements gofs.NodeListxattrer.
 func (d *dirNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.Errno) {
-	attrs, errno := d.dirXattrs(ctx)
-	if errno != 0 {
-		return 0, errno
-	}
-	return xattrList(attrs, dest)
+	return listxattr(ctx, d, dest)
 }
 
 // Setxattr implements gofs.NodeSetxattrer. The bucket's root has no marker:
 // its attributes last for the mount only.
 func (d *dirNode) Setxattr(ctx context.Context, name string, value []byte, flags uint32) syscall.Errno {
-	if value == nil {
-		value = []byte{}
-	}
-	return d.changeXattr(ctx, name, value, flags)
+	return setxattr(ctx, d, name, value, flags)
 }
 
 // Removexattr implements gofs.NodeRemovexattrer.
@@ -335,7 +349,7 @@ func (d *dirNode) changeXattr(ctx context.Context, name string, value []byte, fl
 	if d.b.cfg.ReadOnly {
 		return syscall.EROFS
 	}
-	if _, errno := d.dirXattrs(ctx); errno != 0 {
+	if _, errno := d.xattrs(ctx); errno != 0 {
 		return errno
 	}
 	d.mu.Lock()
