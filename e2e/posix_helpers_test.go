@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/bucketfs/bucketfs/s3client"
 )
 
 // posixChildEnv carries a posixCall (JSON) to the test binary started by
@@ -409,4 +411,103 @@ func fileType(mode uint32) string {
 		return "blk"
 	}
 	return fmt.Sprintf("type%o", mode&unix.S_IFMT)
+}
+
+// pxAsserts counts assertions of a story test and reports each failing one.
+type pxAsserts struct {
+	t      testing.TB
+	name   string
+	ok, of int
+}
+
+func (a *pxAsserts) check(what string, ok bool, want, got any) {
+	a.t.Helper()
+	a.of++
+	if ok {
+		a.ok++
+		return
+	}
+	a.t.Errorf("%s: %s: want %v, got %v", a.name, what, want, got)
+}
+
+// errno checks a call's answer (a failed child counts as a failed assertion).
+func (a *pxAsserts) errno(what string, res posixResult, err error, want ...syscall.Errno) {
+	a.t.Helper()
+	if len(want) == 0 {
+		want = []syscall.Errno{0}
+	}
+	if err != nil {
+		a.check(what, false, errnoNames(want), err)
+		return
+	}
+	ok := false
+	for _, w := range want {
+		ok = ok || res.Errno == w
+	}
+	a.check(what, ok, errnoNames(want), errnoName(res.Errno))
+}
+
+func (a *pxAsserts) report() {
+	a.t.Helper()
+	a.t.Logf("%s: %d/%d ok", a.name, a.ok, a.of)
+}
+
+// headMeta is a HeadObject of key, bounded in time.
+func headMeta(c s3client.API, key string) (*s3client.ObjectInfo, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return c.Head(ctx, key)
+}
+
+// waitMeta polls key's metadata until cond holds or within passes, and
+// returns the last metadata seen.
+func waitMeta(c s3client.API, key string, within time.Duration, cond func(map[string]string) bool) (map[string]string, error) {
+	deadline := time.Now().Add(within)
+	for {
+		info, err := headMeta(c, key)
+		if err == nil && cond(info.Metadata) {
+			return info.Metadata, nil
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return nil, err
+			}
+			return info.Metadata, fmt.Errorf("metadata of %s did not settle within %v", key, within)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// parseMetaTime reads an x-amz-meta time: "sec" or "sec.nanosec" (the
+// fraction as timespec's tv_nsec, s3fs's and bucketfs's convention).
+func parseMetaTime(v string) (unix.Timespec, bool) {
+	secText, frac, _ := strings.Cut(v, ".")
+	var sec, nsec int64
+	if _, err := fmt.Sscan(secText, &sec); err != nil {
+		return unix.Timespec{}, false
+	}
+	if frac != "" {
+		if len(frac) > 9 {
+			return unix.Timespec{}, false
+		}
+		frac += strings.Repeat("0", 9-len(frac))
+		if _, err := fmt.Sscan(strings.TrimLeft(frac, "0")+"0", &nsec); err != nil {
+			return unix.Timespec{}, false
+		}
+		nsec /= 10
+	}
+	return unix.Timespec{Sec: sec, Nsec: nsec}, true
+}
+
+// fetchObject reads a whole object, bounded in time; unlike s3test.GetObject
+// a missing object is an error to report, not the end of the test.
+func fetchObject(c s3client.API, key string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	body, err := c.GetRange(ctx, key, 0, -1, "")
+	if err != nil {
+		return nil, err
+	}
+	defer body.Close()
+	return io.ReadAll(body)
 }
