@@ -518,6 +518,16 @@ func openRows() []pxRow {
 				}
 			},
 			do: openCall(strings.Repeat(seg240+"/", 4)+strings.Repeat("f", 60), creat, 0o644, 0), want: errs(syscall.ENAMETOOLONG)},
+		{call: "open", what: "O_CREAT in four nested 240-byte dirs, key under 1,024 bytes", as: pxRoot,
+			setup: func(r *pxRun) {
+				p := ""
+				for i := 0; i < 4; i++ {
+					p = filepath.Join(p, seg240)
+					r.dir_(p, 0o777, pxRoot)
+				}
+			},
+			do:    openCall(strings.Repeat(seg240+"/", 4)+"short", creat, 0o644, 0),
+			check: func(r *pxRun, _ posixResult) { r.exists(strings.Repeat(seg240+"/", 4) + "short") }},
 		{call: "open", what: "O_CREAT in a setgid root:shared dir takes its group", as: pxU1,
 			setup: func(r *pxRun) { r.dir_("d", 0o2777, posixUser{GID: posixShared}) }, do: openCall("d/f", creat, 0o644, 0),
 			check: func(r *pxRun, _ posixResult) { r.owner("d/f", pxU1.UID, posixShared); r.perm("d/f", 0o644) }},
