@@ -543,12 +543,22 @@ func openRows() []pxRow {
 				r.same("f", "a")
 				r.owner("f", 0, 0)
 			}},
-		{call: "open", what: "a write by a non-owner clears set-id bits of a root 06777 file", as: pxU1,
+		{call: "open", what: "a write-only write by a non-owner clears set-id bits of a root 06777 file", as: pxU1,
 			setup: func(r *pxRun) { r.file("f", 0o6777, pxRoot) },
 			do: func(r *pxRun) posixCall {
 				return posixCall{Op: "write", Path: r.p("f"), Flags: unix.O_APPEND, Data: []byte("more")}
 			},
 			check: func(r *pxRun, _ posixResult) { r.perm("f", 0o777); r.size("f", 12); r.changed("f", "mc") }},
+		// An O_RDWR descriptor writes through the page cache, where the
+		// kernel strips the bits itself (a SETATTR); a write-only one
+		// writes direct, and the kernel only asks the daemon to
+		// (FUSE_WRITE_KILL_SUIDGID).
+		{call: "open", what: "an O_RDWR write by a non-owner clears set-id bits of a root 06777 file", as: pxU1,
+			setup: func(r *pxRun) { r.file("f", 0o6777, pxRoot) },
+			do: func(r *pxRun) posixCall {
+				return posixCall{Op: "open", Path: r.p("f"), Flags: unix.O_RDWR | unix.O_APPEND, Data: []byte("more")}
+			},
+			check: func(r *pxRun, _ posixResult) { r.perm("f", 0o777); r.size("f", 12) }},
 		{call: "open", what: "a read leaves atime (noatime)", as: pxU1,
 			setup: func(r *pxRun) { r.file("f", 0o644, pxRoot); r.times("f", oldA, oldM) },
 			do:    func(r *pxRun) posixCall { return posixCall{Op: "read", Path: r.p("f")} },

@@ -143,11 +143,7 @@ func doPosixCall(c posixCall) (res posixResult) {
 	case "truncate":
 		return fail(unix.Truncate(c.Path, c.Size))
 	case "ftruncate", "ftruncate-after-fchmod0":
-		flags := c.Flags
-		if flags == 0 {
-			flags = unix.O_RDWR
-		}
-		fd, err := unix.Open(c.Path, flags|unix.O_CLOEXEC, 0)
+		fd, err := unix.Open(c.Path, c.Flags|unix.O_CLOEXEC, 0) // O_RDONLY is 0: Flags is taken as is
 		if err != nil {
 			return fail(err)
 		}

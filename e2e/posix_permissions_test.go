@@ -45,11 +45,13 @@ func TestPosixPermissions(t *testing.T) {
 	if err := os.Chmod(m.Path("private/secret"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// Wait until S3 holds the file with its mode, so that "unchanged" below
-	// compares with what the mount meant to store.
+	// Wait until S3 holds the file with its mode, and past the attribute
+	// delay (2 s) of root's own chmod, so that "unchanged" below compares
+	// with what the mount meant to store.
 	wantMode := strconv.Itoa(unix.S_IFREG | 0o600)
 	before, err := waitMeta(c, "private/secret", 10*time.Second, func(md map[string]string) bool { return md["mode"] == wantMode })
 	a.check("S3 metadata of root's file (x-amz-meta-mode)", err == nil, wantMode, fmt.Sprintf("%v (%v)", before["mode"], err))
+	time.Sleep(2500 * time.Millisecond)
 	headBefore, err := headMeta(c, "private/secret")
 	if err != nil {
 		t.Fatalf("head private/secret: %v", err)
@@ -104,7 +106,8 @@ func TestPosixPermissions(t *testing.T) {
 	if err := os.Mkdir(m.Path("shared"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(m.Path("shared"), 0o1777); err != nil {
+	// unix.Chmod: os.Chmod would drop 0o1000 (os.ModeSticky is another bit).
+	if err := unix.Chmod(m.Path("shared"), 0o1777); err != nil {
 		t.Fatal(err)
 	}
 	mine := m.Path("shared/mine")
