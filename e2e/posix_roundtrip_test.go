@@ -410,6 +410,11 @@ func checkS3fsObjects(b *pxAsserts, m *mount) {
 		got, err := direntTypes(m.Path(d.dir))
 		b.check("readdir "+d.dir, err == nil && fmt.Sprint(got) == fmt.Sprint(d.want), d.want, statOr(err, func() string { return fmt.Sprint(got) }))
 	}
+	// The listing of s3fs/ above must not have turned them into files.
+	for _, d := range []string{"s3fs/olddir", "s3fs/oldempty", "s3fs/legacy", "s3fs/lonely"} {
+		st, err := stat(d)
+		b.check(d+" is still a directory after its parent's listing", err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR, "dir", statOr(err, func() string { return fileType(st.Mode) }))
+	}
 	body, err := os.ReadFile(m.Path("s3fs/legacy/f"))
 	b.check("s3fs/legacy/f reads", err == nil && string(body) == "in legacy dir", "in legacy dir", statOr(err, func() string { return string(body) }))
 	_, err = stat(filepath.Join("s3fs", "legacy_$folder$"))
