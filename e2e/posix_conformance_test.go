@@ -1013,6 +1013,9 @@ func symlinkRows() []pxRow {
 				r.fresh("l", "mc")
 				r.changed(".", "mc")
 			}},
+		{call: "symlink", what: "in a setgid root:shared dir takes its group", as: pxU1,
+			setup: func(r *pxRun) { r.ownGroup(".", 0o2777, pxRoot, posixShared) }, do: symlinkCall("l", "x"),
+			check: func(r *pxRun, _ posixResult) { r.owner("l", pxU1.UID, posixShared) }},
 		{call: "symlink", what: "over an existing file", as: pxRoot,
 			setup: func(r *pxRun) { r.file("l", 0o644, pxRoot) }, do: symlinkCall("l", "x"),
 			want: errs(syscall.EEXIST), check: func(r *pxRun, _ posixResult) { r.ftype("l", unix.S_IFREG) }},

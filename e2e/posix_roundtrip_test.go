@@ -95,6 +95,10 @@ func TestPosixRoundTrip(t *testing.T) {
 	a := &pxAsserts{t: t, name: "roundtrip (a) remount"}
 	mountA := mountBucket(t, srv, bucket)
 	names := writeRoundTripTree(a, mountA)
+	// An xattr change reaches S3 after the attribute delay (2 s), not only
+	// at unmount.
+	md, err := waitMeta(c, "a/xattrs", 6*time.Second, func(md map[string]string) bool { return strings.Contains(md["xattr"], "user.bin") })
+	a.check("x-amz-meta-xattr of a/xattrs in S3 within 6 s, before unmount", err == nil, "user.a, user.bin, user.empty", fmt.Sprintf("%q (%v)", md["xattr"], err))
 	written, writtenErr := map[string]pxEntry{}, map[string]error{}
 	for _, n := range names {
 		written[n], writtenErr[n] = describeEntry(mountA.Path(n))
