@@ -701,9 +701,10 @@ func renameCall(from, to string) func(r *pxRun) posixCall {
 func renameRows() []pxRow {
 	return []pxRow{
 		{call: "rename", what: "an own file in a 0777 dir", as: pxU1,
-			setup: func(r *pxRun) { r.file("a", 0o640, pxU1); r.times("a", oldA, oldM) }, do: renameCall("a", "b"),
+			setup: func(r *pxRun) { r.file("a", 0o640, pxU1); r.times("a", oldA, oldM); r.setx("a", "user.k", "kept") }, do: renameCall("a", "b"),
 			check: func(r *pxRun, _ posixResult) {
 				r.absent("a")
+				r.xattrIs("b", "user.k", []byte("kept"))
 				r.owner("b", pxU1.UID, pxU1.GID)
 				r.perm("b", 0o640)
 				r.timeIs("b", 'm', oldM)
@@ -741,6 +742,7 @@ func renameRows() []pxRow {
 			setup: func(r *pxRun) { r.dir_("d", 0o750, pxU1); r.file("d/f", 0o600, pxU2) }, do: renameCall("d", "e"),
 			check: func(r *pxRun, _ posixResult) {
 				r.absent("d")
+				r.changed("e", "c", "d")
 				r.perm("e", 0o750)
 				r.owner("e", pxU1.UID, pxU1.GID)
 				r.owner("e/f", pxU2.UID, pxU2.GID)
