@@ -223,7 +223,7 @@ func (r *pxRun) file(name string, mode uint32, u posixUser) {
 	r.own(name, mode, u)
 }
 
-func (r *pxRun) dir_(name string, mode uint32, u posixUser) {
+func (r *pxRun) subdir(name string, mode uint32, u posixUser) {
 	if r.setupErr != nil {
 		return
 	}
@@ -485,7 +485,7 @@ func openRows() []pxRow {
 		{call: "open", what: "O_CREAT 0666 with umask 022", as: pxU1, do: openCall("f", creat, 0o666, 0o022), check: newFile(pxU1, 0o644)},
 		{call: "open", what: "O_CREAT 07777 as root", as: pxRoot, do: openCall("f", creat, 0o7777, 0), check: newFile(pxRoot, 0o7777)},
 		{call: "open", what: "O_CREAT in a root 0755 dir", as: pxU1,
-			setup: func(r *pxRun) { r.dir_("d", 0o755, pxRoot) }, do: openCall("d/f", creat, 0o644, 0), want: errs(syscall.EACCES),
+			setup: func(r *pxRun) { r.subdir("d", 0o755, pxRoot) }, do: openCall("d/f", creat, 0o644, 0), want: errs(syscall.EACCES),
 			check: func(r *pxRun, _ posixResult) { r.absent("d/f"); r.same("d", "mc") }},
 		{call: "open", what: "O_RDONLY of a root 0600 file", as: pxU1,
 			setup: func(r *pxRun) { r.file("f", 0o600, pxRoot) }, do: openCall("f", unix.O_RDONLY, 0, 0), want: errs(syscall.EACCES)},
@@ -499,7 +499,7 @@ func openRows() []pxRow {
 		{call: "open", what: "O_RDONLY of an own 0066 file (owner bits rule)", as: pxU1,
 			setup: func(r *pxRun) { r.file("f", 0o066, pxU1) }, do: openCall("f", unix.O_RDONLY, 0, 0), want: errs(syscall.EACCES)},
 		{call: "open", what: "O_RDONLY through a 0666 dir (no search)", as: pxU1,
-			setup: func(r *pxRun) { r.dir_("d", 0o777, pxRoot); r.file("d/f", 0o644, pxRoot); r.own("d", 0o666, pxRoot) },
+			setup: func(r *pxRun) { r.subdir("d", 0o777, pxRoot); r.file("d/f", 0o644, pxRoot); r.own("d", 0o666, pxRoot) },
 			do:    openCall("d/f", unix.O_RDONLY, 0, 0), want: errs(syscall.EACCES)},
 		{call: "open", what: "O_CREAT|O_EXCL of an existing file", as: pxU1,
 			setup: func(r *pxRun) { r.file("f", 0o666, pxRoot) }, do: openCall("f", creat|unix.O_EXCL, 0o644, 0), want: errs(syscall.EEXIST),
@@ -511,7 +511,7 @@ func openRows() []pxRow {
 		{call: "open", what: "a component is a file", as: pxRoot,
 			setup: func(r *pxRun) { r.file("f", 0o644, pxRoot) }, do: openCall("f/g", creat, 0o644, 0), want: errs(syscall.ENOTDIR)},
 		{call: "open", what: "O_RDWR of a directory", as: pxRoot,
-			setup: func(r *pxRun) { r.dir_("d", 0o755, pxRoot) }, do: openCall("d", unix.O_RDWR, 0, 0), want: errs(syscall.EISDIR)},
+			setup: func(r *pxRun) { r.subdir("d", 0o755, pxRoot) }, do: openCall("d", unix.O_RDWR, 0, 0), want: errs(syscall.EISDIR)},
 		{call: "open", what: "O_CREAT of a 256-byte name", as: pxRoot, do: openCall(n256, creat, 0o644, 0), want: errs(syscall.ENAMETOOLONG)},
 		{call: "open", what: "O_RDONLY of a 256-byte name", as: pxRoot, do: openCall(n256, unix.O_RDONLY, 0, 0), want: errs(syscall.ENAMETOOLONG)},
 		{call: "open", what: "O_CREAT of a 255-byte name", as: pxRoot, do: openCall(n255, creat, 0o644, 0),
@@ -521,7 +521,7 @@ func openRows() []pxRow {
 				p := ""
 				for i := 0; i < 4; i++ {
 					p = filepath.Join(p, seg240)
-					r.dir_(p, 0o777, pxRoot)
+					r.subdir(p, 0o777, pxRoot)
 				}
 			},
 			do: openCall(strings.Repeat(seg240+"/", 4)+strings.Repeat("f", 60), creat, 0o644, 0), want: errs(syscall.ENAMETOOLONG)},
@@ -530,16 +530,16 @@ func openRows() []pxRow {
 				p := ""
 				for i := 0; i < 4; i++ {
 					p = filepath.Join(p, seg240)
-					r.dir_(p, 0o777, pxRoot)
+					r.subdir(p, 0o777, pxRoot)
 				}
 			},
 			do:    openCall(strings.Repeat(seg240+"/", 4)+"short", creat, 0o644, 0),
 			check: func(r *pxRun, _ posixResult) { r.exists(strings.Repeat(seg240+"/", 4) + "short") }},
 		{call: "open", what: "O_CREAT in a setgid root:shared dir takes its group", as: pxU1,
-			setup: func(r *pxRun) { r.dir_("d", 0o2777, posixUser{GID: posixShared}) }, do: openCall("d/f", creat, 0o644, 0),
+			setup: func(r *pxRun) { r.subdir("d", 0o2777, posixUser{GID: posixShared}) }, do: openCall("d/f", creat, 0o644, 0),
 			check: func(r *pxRun, _ posixResult) { r.owner("d/f", pxU1.UID, posixShared); r.perm("d/f", 0o644) }},
 		{call: "open", what: "O_CREAT in a setgid dir by a non-member takes its group", as: pxU3,
-			setup: func(r *pxRun) { r.dir_("d", 0o2777, posixUser{GID: posixShared}) }, do: openCall("d/f", creat, 0o644, 0),
+			setup: func(r *pxRun) { r.subdir("d", 0o2777, posixUser{GID: posixShared}) }, do: openCall("d/f", creat, 0o644, 0),
 			check: func(r *pxRun, _ posixResult) { r.owner("d/f", pxU3.UID, posixShared) }},
 		{call: "open", what: "O_TRUNC of a root 0666 file", as: pxU1,
 			setup: func(r *pxRun) { r.file("f", 0o666, pxRoot); r.times("f", oldA, oldM) },
@@ -607,7 +607,7 @@ func mkdirRows() []pxRow {
 			setup: func(r *pxRun) { r.file("d", 0o644, pxRoot) }, do: mkdirCall("d", 0o755, 0), want: errs(syscall.EEXIST),
 			check: func(r *pxRun, _ posixResult) { r.ftype("d", unix.S_IFREG) }},
 		{call: "mkdir", what: "over an existing dir", as: pxRoot,
-			setup: func(r *pxRun) { r.dir_("d", 0o700, pxRoot) }, do: mkdirCall("d", 0o755, 0), want: errs(syscall.EEXIST),
+			setup: func(r *pxRun) { r.subdir("d", 0o700, pxRoot) }, do: mkdirCall("d", 0o755, 0), want: errs(syscall.EEXIST),
 			check: func(r *pxRun, _ posixResult) { r.perm("d", 0o700) }},
 		{call: "mkdir", what: "in a missing dir", as: pxRoot, do: mkdirCall("missing/d", 0o755, 0), want: errs(syscall.ENOENT)},
 		{call: "mkdir", what: "a component is a file", as: pxRoot,
@@ -620,7 +620,7 @@ func mkdirRows() []pxRow {
 				p := ""
 				for i := 0; i < 4; i++ {
 					p = filepath.Join(p, seg240)
-					r.dir_(p, 0o777, pxRoot)
+					r.subdir(p, 0o777, pxRoot)
 				}
 			},
 			do: mkdirCall(strings.Repeat(seg240+"/", 4)+seg240, 0o755, 0), want: errs(syscall.ENAMETOOLONG),
@@ -631,22 +631,22 @@ func mkdirRows() []pxRow {
 func rmdirRows() []pxRow {
 	return []pxRow{
 		{call: "rmdir", what: "an empty dir", as: pxRoot,
-			setup: func(r *pxRun) { r.dir_("d", 0o755, pxRoot) }, do: pathCall("rmdir", "d"),
+			setup: func(r *pxRun) { r.subdir("d", 0o755, pxRoot) }, do: pathCall("rmdir", "d"),
 			check: func(r *pxRun, _ posixResult) { r.absent("d"); r.changed(".", "mc") }},
 		{call: "rmdir", what: "a dir holding a file", as: pxRoot,
-			setup: func(r *pxRun) { r.dir_("d", 0o755, pxRoot); r.file("d/f", 0o644, pxRoot) }, do: pathCall("rmdir", "d"),
+			setup: func(r *pxRun) { r.subdir("d", 0o755, pxRoot); r.file("d/f", 0o644, pxRoot) }, do: pathCall("rmdir", "d"),
 			want: errs(syscall.ENOTEMPTY, syscall.EEXIST), check: func(r *pxRun, _ posixResult) { r.exists("d/f") }},
 		{call: "rmdir", what: "a file", as: pxRoot,
 			setup: func(r *pxRun) { r.file("f", 0o644, pxRoot) }, do: pathCall("rmdir", "f"), want: errs(syscall.ENOTDIR)},
 		{call: "rmdir", what: "a missing name", as: pxRoot, do: pathCall("rmdir", "d"), want: errs(syscall.ENOENT)},
 		{call: "rmdir", what: "an own dir in a root 0755 dir", as: pxU1,
-			setup: func(r *pxRun) { r.dir_("d", 0o755, pxU1); r.own(".", 0o755, pxRoot) }, do: pathCall("rmdir", "d"),
+			setup: func(r *pxRun) { r.subdir("d", 0o755, pxU1); r.own(".", 0o755, pxRoot) }, do: pathCall("rmdir", "d"),
 			want: errs(syscall.EACCES), check: func(r *pxRun, _ posixResult) { r.exists("d") }},
 		{call: "rmdir", what: "another's dir in a sticky 01777 dir", as: pxU2,
-			setup: func(r *pxRun) { r.own(".", 0o1777, pxRoot); r.dir_("d", 0o777, pxU1) }, do: pathCall("rmdir", "d"),
+			setup: func(r *pxRun) { r.own(".", 0o1777, pxRoot); r.subdir("d", 0o777, pxU1) }, do: pathCall("rmdir", "d"),
 			want: errs(syscall.EPERM), check: func(r *pxRun, _ posixResult) { r.exists("d"); r.same(".", "mc") }},
 		{call: "rmdir", what: "an own dir in a sticky 01777 dir", as: pxU1,
-			setup: func(r *pxRun) { r.own(".", 0o1777, pxRoot); r.dir_("d", 0o755, pxU1) }, do: pathCall("rmdir", "d"),
+			setup: func(r *pxRun) { r.own(".", 0o1777, pxRoot); r.subdir("d", 0o755, pxU1) }, do: pathCall("rmdir", "d"),
 			check: func(r *pxRun, _ posixResult) { r.absent("d") }},
 		{call: "rmdir", what: "a 256-byte name", as: pxRoot, do: pathCall("rmdir", n256), want: errs(syscall.ENAMETOOLONG)},
 	}
@@ -658,7 +658,7 @@ func unlinkRows() []pxRow {
 			setup: func(r *pxRun) { r.file("f", 0o600, pxRoot) }, do: pathCall("unlink", "f"),
 			check: func(r *pxRun, _ posixResult) { r.absent("f"); r.changed(".", "mc") }},
 		{call: "unlink", what: "a directory", as: pxRoot,
-			setup: func(r *pxRun) { r.dir_("d", 0o755, pxRoot) }, do: pathCall("unlink", "d"),
+			setup: func(r *pxRun) { r.subdir("d", 0o755, pxRoot) }, do: pathCall("unlink", "d"),
 			want: errs(syscall.EISDIR), check: func(r *pxRun, _ posixResult) { r.exists("d") }},
 		{call: "unlink", what: "a missing name", as: pxRoot, do: pathCall("unlink", "f"), want: errs(syscall.ENOENT)},
 		{call: "unlink", what: "a component is a file", as: pxRoot,
@@ -713,8 +713,12 @@ func renameRows() []pxRow {
 				r.changed(".", "mc")
 			}},
 		{call: "rename", what: "a file to another dir", as: pxRoot,
-			setup: func(r *pxRun) { r.dir_("s", 0o755, pxRoot); r.dir_("t", 0o755, pxRoot); r.file("s/f", 0o644, pxRoot) },
-			do:    renameCall("s/f", "t/f"),
+			setup: func(r *pxRun) {
+				r.subdir("s", 0o755, pxRoot)
+				r.subdir("t", 0o755, pxRoot)
+				r.file("s/f", 0o644, pxRoot)
+			},
+			do: renameCall("s/f", "t/f"),
 			check: func(r *pxRun, _ posixResult) {
 				r.absent("s/f")
 				r.exists("t/f")
@@ -728,18 +732,22 @@ func renameRows() []pxRow {
 			},
 			do: renameCall("a", "b"), check: func(r *pxRun, _ posixResult) { r.absent("a"); r.size("b", 8) }},
 		{call: "rename", what: "a file over a dir", as: pxRoot,
-			setup: func(r *pxRun) { r.file("a", 0o644, pxRoot); r.dir_("d", 0o755, pxRoot) }, do: renameCall("a", "d"),
+			setup: func(r *pxRun) { r.file("a", 0o644, pxRoot); r.subdir("d", 0o755, pxRoot) }, do: renameCall("a", "d"),
 			want: errs(syscall.EISDIR), check: func(r *pxRun, _ posixResult) { r.exists("a"); r.ftype("d", unix.S_IFDIR) }},
 		{call: "rename", what: "a dir over a file", as: pxRoot,
-			setup: func(r *pxRun) { r.dir_("d", 0o755, pxRoot); r.file("f", 0o644, pxRoot) }, do: renameCall("d", "f"),
+			setup: func(r *pxRun) { r.subdir("d", 0o755, pxRoot); r.file("f", 0o644, pxRoot) }, do: renameCall("d", "f"),
 			want: errs(syscall.ENOTDIR), check: func(r *pxRun, _ posixResult) { r.ftype("f", unix.S_IFREG) }},
 		{call: "rename", what: "a dir over a non-empty dir", as: pxRoot,
-			setup: func(r *pxRun) { r.dir_("d", 0o755, pxRoot); r.dir_("e", 0o755, pxRoot); r.file("e/f", 0o644, pxRoot) },
-			do:    renameCall("d", "e"), want: errs(syscall.ENOTEMPTY, syscall.EEXIST), check: func(r *pxRun, _ posixResult) { r.exists("e/f") }},
+			setup: func(r *pxRun) {
+				r.subdir("d", 0o755, pxRoot)
+				r.subdir("e", 0o755, pxRoot)
+				r.file("e/f", 0o644, pxRoot)
+			},
+			do: renameCall("d", "e"), want: errs(syscall.ENOTEMPTY, syscall.EEXIST), check: func(r *pxRun, _ posixResult) { r.exists("e/f") }},
 		{call: "rename", what: "a dir into itself", as: pxRoot,
-			setup: func(r *pxRun) { r.dir_("d", 0o755, pxRoot) }, do: renameCall("d", "d/e"), want: errs(syscall.EINVAL)},
+			setup: func(r *pxRun) { r.subdir("d", 0o755, pxRoot) }, do: renameCall("d", "d/e"), want: errs(syscall.EINVAL)},
 		{call: "rename", what: "a dir with a file", as: pxRoot,
-			setup: func(r *pxRun) { r.dir_("d", 0o750, pxU1); r.file("d/f", 0o600, pxU2) }, do: renameCall("d", "e"),
+			setup: func(r *pxRun) { r.subdir("d", 0o750, pxU1); r.file("d/f", 0o600, pxU2) }, do: renameCall("d", "e"),
 			check: func(r *pxRun, _ posixResult) {
 				r.absent("d")
 				r.changed("e", "c", "d")
@@ -752,7 +760,7 @@ func renameRows() []pxRow {
 			setup: func(r *pxRun) { r.file("a", 0o644, pxU1); r.own(".", 0o755, pxRoot) }, do: renameCall("a", "b"),
 			want: errs(syscall.EACCES), check: func(r *pxRun, _ posixResult) { r.exists("a"); r.same("a", "c") }},
 		{call: "rename", what: "into a root 0755 dir", as: pxU1,
-			setup: func(r *pxRun) { r.file("a", 0o644, pxU1); r.dir_("t", 0o755, pxRoot) }, do: renameCall("a", "t/a"),
+			setup: func(r *pxRun) { r.file("a", 0o644, pxU1); r.subdir("t", 0o755, pxRoot) }, do: renameCall("a", "t/a"),
 			want: errs(syscall.EACCES), check: func(r *pxRun, _ posixResult) { r.exists("a") }},
 		{call: "rename", what: "another's file out of a sticky dir", as: pxU2,
 			setup: func(r *pxRun) { r.own(".", 0o1777, pxRoot); r.file("a", 0o666, pxU1) }, do: renameCall("a", "b"),
@@ -765,8 +773,12 @@ func renameRows() []pxRow {
 			setup: func(r *pxRun) { r.own(".", 0o1777, pxRoot); r.file("a", 0o644, pxU1) }, do: renameCall("a", "b"),
 			check: func(r *pxRun, _ posixResult) { r.absent("a"); r.owner("b", pxU1.UID, pxU1.GID) }},
 		{call: "rename", what: "a root 0755 dir between 0777 dirs (needs write on it for ..)", as: pxU1,
-			setup: func(r *pxRun) { r.dir_("s", 0o777, pxRoot); r.dir_("t", 0o777, pxRoot); r.dir_("s/d", 0o755, pxRoot) },
-			do:    renameCall("s/d", "t/d"), want: errs(syscall.EACCES), check: func(r *pxRun, _ posixResult) { r.exists("s/d") }},
+			setup: func(r *pxRun) {
+				r.subdir("s", 0o777, pxRoot)
+				r.subdir("t", 0o777, pxRoot)
+				r.subdir("s/d", 0o755, pxRoot)
+			},
+			do: renameCall("s/d", "t/d"), want: errs(syscall.EACCES), check: func(r *pxRun, _ posixResult) { r.exists("s/d") }},
 		{call: "rename", what: "from a 256-byte name", as: pxRoot, do: renameCall(n256, "b"), want: errs(syscall.ENAMETOOLONG)},
 		{call: "rename", what: "to a 256-byte name", as: pxRoot,
 			setup: func(r *pxRun) { r.file("a", 0o644, pxRoot) }, do: renameCall("a", n256),
@@ -810,7 +822,7 @@ func truncateRows() []pxRow {
 			setup: func(r *pxRun) { r.file("f", 0o644, pxRoot) }, do: trunc("f", 0),
 			want: errs(syscall.EACCES), check: func(r *pxRun, _ posixResult) { r.size("f", 8); r.same("f", "mc") }},
 		{call: "truncate", what: "a directory", as: pxRoot,
-			setup: func(r *pxRun) { r.dir_("d", 0o755, pxRoot) }, do: trunc("d", 0), want: errs(syscall.EISDIR)},
+			setup: func(r *pxRun) { r.subdir("d", 0o755, pxRoot) }, do: trunc("d", 0), want: errs(syscall.EISDIR)},
 		{call: "truncate", what: "a missing name", as: pxRoot, do: trunc("f", 0), want: errs(syscall.ENOENT)},
 		{call: "truncate", what: "a component is a file", as: pxRoot,
 			setup: func(r *pxRun) { r.file("f", 0o644, pxRoot) }, do: trunc("f/g", 0), want: errs(syscall.ENOTDIR)},
@@ -859,7 +871,7 @@ func chmodRows() []pxRow {
 			setup: func(r *pxRun) { r.file("f", 0o644, posixUser{UID: pxU1.UID, GID: posixShared}) }, do: chmodCall("f", 0o2755),
 			check: func(r *pxRun, _ posixResult) { r.perm("f", 0o2755) }},
 		{call: "chmod", what: "an own dir 0755 -> 01700", as: pxU1,
-			setup: func(r *pxRun) { r.dir_("d", 0o755, pxU1) }, do: chmodCall("d", 0o1700),
+			setup: func(r *pxRun) { r.subdir("d", 0o755, pxU1) }, do: chmodCall("d", 0o1700),
 			check: func(r *pxRun, _ posixResult) { r.perm("d", 0o1700); r.ftype("d", unix.S_IFDIR); r.changed("d", "c") }},
 		{call: "chmod", what: "through a symlink changes the target", as: pxRoot,
 			setup: func(r *pxRun) { r.file("f", 0o644, pxRoot); r.symlink("f", "l") }, do: chmodCall("l", 0o600),
@@ -872,7 +884,7 @@ func chmodRows() []pxRow {
 			setup: func(r *pxRun) { r.file("f", 0o644, pxRoot) }, do: chmodCall("f/g", 0o644), want: errs(syscall.ENOTDIR)},
 		{call: "chmod", what: "a 256-byte name", as: pxRoot, do: chmodCall(n256, 0o644), want: errs(syscall.ENAMETOOLONG)},
 		{call: "chmod", what: "an own file in a root 0700 dir (no search)", as: pxU1,
-			setup: func(r *pxRun) { r.dir_("d", 0o777, pxRoot); r.file("d/f", 0o644, pxU1); r.own("d", 0o700, pxRoot) },
+			setup: func(r *pxRun) { r.subdir("d", 0o777, pxRoot); r.file("d/f", 0o644, pxU1); r.own("d", 0o700, pxRoot) },
 			do:    chmodCall("d/f", 0o600), want: errs(syscall.EACCES)},
 	}
 }
@@ -915,7 +927,7 @@ func chownRows() []pxRow {
 			setup: func(r *pxRun) { r.file("f", 0o6755, pxU1) }, do: chownCall("f", -1, posixShared, 0),
 			check: func(r *pxRun, _ posixResult) { r.perm("f", 0o755) }},
 		{call: "chown", what: "a 02755 dir keeps setgid", as: pxRoot,
-			setup: func(r *pxRun) { r.dir_("d", 0o2755, pxRoot) }, do: chownCall("d", 64001, 64001, 0),
+			setup: func(r *pxRun) { r.subdir("d", 0o2755, pxRoot) }, do: chownCall("d", 64001, 64001, 0),
 			check: func(r *pxRun, _ posixResult) { r.perm("d", 0o2755); r.owner("d", 64001, 64001) }},
 		{call: "chown", what: "lchown of a symlink leaves the target", as: pxRoot,
 			setup: func(r *pxRun) { r.file("f", 0o644, pxRoot); r.symlink("f", "l") }, do: chownCall("l", 64001, 64002, unix.AT_SYMLINK_NOFOLLOW),
@@ -983,7 +995,7 @@ func utimensatRows() []pxRow {
 			setup: withOld("f", 0o600, pxU1), do: utimensCall("f", a1, m1, 0),
 			check: func(r *pxRun, _ posixResult) { r.timeIs("f", 'm', m1) }},
 		{call: "utimensat", what: "explicit times of a directory", as: pxU1,
-			setup: func(r *pxRun) { r.dir_("d", 0o755, pxU1) }, do: utimensCall("d", a1, m1, 0),
+			setup: func(r *pxRun) { r.subdir("d", 0o755, pxU1) }, do: utimensCall("d", a1, m1, 0),
 			check: func(r *pxRun, _ posixResult) {
 				r.timeIs("d", 'a', a1)
 				r.timeIs("d", 'm', m1)
@@ -1084,7 +1096,7 @@ func mknodRows() []pxRow {
 		{call: "mknod", what: "readdir types of every kind", as: pxRoot,
 			setup: func(r *pxRun) {
 				r.file("f", 0o644, pxRoot)
-				r.dir_("d", 0o755, pxRoot)
+				r.subdir("d", 0o755, pxRoot)
 				r.symlink("f", "l")
 				r.node("p", unix.S_IFIFO|0o644, 0)
 				r.node("c", unix.S_IFCHR|0o644, int(chr))
@@ -1123,7 +1135,7 @@ func linkRows() []pxRow {
 			setup: func(r *pxRun) { r.file("f", 0o644, pxRoot) }, do: linkCall("f", "g"), want: errs(syscall.EOPNOTSUPP, syscall.EPERM),
 			check: func(r *pxRun, _ posixResult) { r.absent("g"); r.nlink("f") }},
 		{call: "link", what: "a hard link of a directory", as: pxRoot,
-			setup: func(r *pxRun) { r.dir_("d", 0o755, pxRoot) }, do: linkCall("d", "e"), want: errs(syscall.EPERM)},
+			setup: func(r *pxRun) { r.subdir("d", 0o755, pxRoot) }, do: linkCall("d", "e"), want: errs(syscall.EPERM)},
 		{call: "link", what: "to an existing name", as: pxRoot,
 			setup: func(r *pxRun) { r.file("f", 0o644, pxRoot); r.file("g", 0o644, pxRoot) }, do: linkCall("f", "g"), want: errs(syscall.EEXIST)},
 		{call: "link", what: "to a 256-byte name", as: pxRoot,
@@ -1147,7 +1159,7 @@ func xattrRows() []pxRow {
 			setup: func(r *pxRun) { r.file("f", 0o644, pxRoot) }, do: xattrCall("setxattr", "f", "user.k", []byte("value"), 0, 0),
 			check: func(r *pxRun, _ posixResult) { r.xattrIs("f", "user.k", []byte("value")) }},
 		{call: "setxattr", what: "user.k on a directory", as: pxRoot,
-			setup: func(r *pxRun) { r.dir_("d", 0o755, pxRoot) }, do: xattrCall("setxattr", "d", "user.k", []byte("dir value"), 0, 0),
+			setup: func(r *pxRun) { r.subdir("d", 0o755, pxRoot) }, do: xattrCall("setxattr", "d", "user.k", []byte("dir value"), 0, 0),
 			check: func(r *pxRun, _ posixResult) { r.xattrIs("d", "user.k", []byte("dir value")) }},
 		{call: "setxattr", what: "binary and empty values", as: pxRoot,
 			setup: func(r *pxRun) { r.file("f", 0o644, pxRoot); r.setx("f", "user.empty", "") },
@@ -1177,7 +1189,7 @@ func xattrRows() []pxRow {
 			do:    xattrCall("setxattr", "f", "system.posix_acl_access", posixACL(), 0, 0), want: errs(syscall.EOPNOTSUPP),
 			check: func(r *pxRun, _ posixResult) { r.perm("f", 0o644) }},
 		{call: "setxattr", what: "system.posix_acl_default on a dir", as: pxRoot,
-			setup: func(r *pxRun) { r.dir_("d", 0o755, pxRoot) },
+			setup: func(r *pxRun) { r.subdir("d", 0o755, pxRoot) },
 			do:    xattrCall("setxattr", "d", "system.posix_acl_default", posixACL(), 0, 0), want: errs(syscall.EOPNOTSUPP)},
 		{call: "setxattr", what: "user.k on an own 0644 file", as: pxU1,
 			setup: func(r *pxRun) { r.file("f", 0o644, pxU1) }, do: xattrCall("setxattr", "f", "user.k", []byte("mine"), 0, 0),
@@ -1216,7 +1228,7 @@ func xattrRows() []pxRow {
 			setup: func(r *pxRun) { r.file("f", 0o644, pxRoot) }, do: xattrCall("getxattr", "f", "system.posix_acl_access", nil, 0, 256),
 			want: errs(syscall.EOPNOTSUPP, syscall.ENODATA)},
 		{call: "getxattr", what: "on a directory", as: pxRoot,
-			setup: func(r *pxRun) { r.dir_("d", 0o755, pxRoot); r.setx("d", "user.d", "dv") }, do: xattrCall("getxattr", "d", "user.d", nil, 0, 64),
+			setup: func(r *pxRun) { r.subdir("d", 0o755, pxRoot); r.setx("d", "user.d", "dv") }, do: xattrCall("getxattr", "d", "user.d", nil, 0, 64),
 			check: func(r *pxRun, res posixResult) {
 				r.expect("value", string(res.Data) == "dv", "dv", fmt.Sprintf("%q", res.Data))
 			}},
@@ -1238,7 +1250,7 @@ func xattrRows() []pxRow {
 		{call: "listxattr", what: "a buffer too small", as: pxRoot,
 			setup: withX("f", 0o644, pxRoot), do: xattrCall("listxattr", "f", "", nil, 0, 3), want: errs(syscall.ERANGE)},
 		{call: "listxattr", what: "on a directory", as: pxRoot,
-			setup: func(r *pxRun) { r.dir_("d", 0o755, pxRoot); r.setx("d", "user.d", "dv") }, do: xattrCall("listxattr", "d", "", nil, 0, 256),
+			setup: func(r *pxRun) { r.subdir("d", 0o755, pxRoot); r.setx("d", "user.d", "dv") }, do: xattrCall("listxattr", "d", "", nil, 0, 256),
 			check: func(r *pxRun, res posixResult) {
 				r.expect("names", string(res.Data) == "user.d\x00", "user.d", fmt.Sprintf("%q", res.Data))
 			}},
@@ -1252,7 +1264,7 @@ func xattrRows() []pxRow {
 			setup: withX("f", 0o644, pxU1), do: xattrCall("removexattr", "f", "user.a", nil, 0, 0),
 			want: errs(syscall.EACCES, syscall.EPERM), check: func(r *pxRun, _ posixResult) { r.xattrIs("f", "user.a", []byte("alpha")) }},
 		{call: "removexattr", what: "on a directory", as: pxRoot,
-			setup: func(r *pxRun) { r.dir_("d", 0o755, pxRoot); r.setx("d", "user.d", "dv") }, do: xattrCall("removexattr", "d", "user.d", nil, 0, 0),
+			setup: func(r *pxRun) { r.subdir("d", 0o755, pxRoot); r.setx("d", "user.d", "dv") }, do: xattrCall("removexattr", "d", "user.d", nil, 0, 0),
 			check: func(r *pxRun, _ posixResult) { r.xattrAbsent("d", "user.d") }},
 	}
 }
