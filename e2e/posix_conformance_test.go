@@ -17,14 +17,14 @@ import (
 	"github.com/bucketfs/bucketfs/s3client/s3test"
 )
 
-// TestPosixConformance is a POSIX conformance table in the spirit of
+// TestPOSIXConformance is a POSIX conformance table in the spirit of
 // pjdfstest, run through one --allow-other mount: each row prepares a
 // fresh directory as root, makes one call as root or as another uid (a
 // child process), and checks the errno and the attributes that follow
 // (owners, modes, the three times, nlink, sticky directories, long names).
 // Every check is one assertion; the test logs "call: ok/planned" per call
 // and fails listing each assertion that failed.
-func TestPosixConformance(t *testing.T) {
+func TestPOSIXConformance(t *testing.T) {
 	requireFUSE(t)
 	start := time.Now()
 	srv := s3test.StartMinIO(t)

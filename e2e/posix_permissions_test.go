@@ -16,11 +16,11 @@ import (
 	"github.com/bucketfs/bucketfs/s3client/s3test"
 )
 
-// TestPosixPermissions is the user story of an unprivileged user on an
+// TestPOSIXPermissions is the user story of an unprivileged user on an
 // --allow-other mount: root's private file stays private and unchanged in
 // S3, `test -r` agrees with open, and what the user may do works, with the
 // user's uid and gid in stat and in S3's metadata.
-func TestPosixPermissions(t *testing.T) {
+func TestPOSIXPermissions(t *testing.T) {
 	requireFUSE(t)
 	start := time.Now()
 	srv := s3test.StartMinIO(t)

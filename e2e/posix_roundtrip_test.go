@@ -82,11 +82,11 @@ func (e pxEntry) fields() map[string]string {
 
 var pxFieldOrder = []string{"type", "mode", "owner", "rdev", "size", "atime", "mtime", "ctime", "target", "xattrs"}
 
-// TestPosixRoundTrip checks metadata round trips with s3fs's conventions:
+// TestPOSIXRoundTrip checks metadata round trips with s3fs's conventions:
 // (a) what mount A wrote is what a second mount shows once A is gone;
 // (b) objects PUT with s3fs's headers show through the mount as s3fs
 // meant them, legacy directory objects included.
-func TestPosixRoundTrip(t *testing.T) {
+func TestPOSIXRoundTrip(t *testing.T) {
 	requireFUSE(t)
 	start := time.Now()
 	srv := s3test.StartMinIO(t)
