@@ -1207,6 +1207,13 @@ func xattrRows() []pxRow {
 		{call: "setxattr", what: "trusted.k as a user", as: pxU1,
 			setup: func(r *pxRun) { r.file("f", 0o644, pxU1) }, do: xattrCall("setxattr", "f", "trusted.k", []byte("v"), 0, 0),
 			want: errs(syscall.EPERM)},
+		{call: "setxattr", what: "trusted.k as root", as: pxRoot,
+			setup: func(r *pxRun) { r.file("f", 0o644, pxRoot) }, do: xattrCall("setxattr", "f", "trusted.k", []byte("t"), 0, 0),
+			check: func(r *pxRun, _ posixResult) { r.xattrIs("f", "trusted.k", []byte("t")) }},
+		// s3fs's format cannot carry these characters in a name (SEMANTICS.md).
+		{call: "setxattr", what: `a name holding ":"`, as: pxRoot,
+			setup: func(r *pxRun) { r.file("f", 0o644, pxRoot) }, do: xattrCall("setxattr", "f", "user.a:b", []byte("v"), 0, 0),
+			want: errs(syscall.EINVAL), check: func(r *pxRun, _ posixResult) { r.xattrAbsent("f", "user.a:b") }},
 		{call: "setxattr", what: "a 256-byte name in the path", as: pxRoot,
 			do: xattrCall("setxattr", n256, "user.k", []byte("v"), 0, 0), want: errs(syscall.ENAMETOOLONG)},
 
@@ -1227,6 +1234,9 @@ func xattrRows() []pxRow {
 		{call: "getxattr", what: "system.posix_acl_access (no ACLs)", as: pxRoot,
 			setup: func(r *pxRun) { r.file("f", 0o644, pxRoot) }, do: xattrCall("getxattr", "f", "system.posix_acl_access", nil, 0, 256),
 			want: errs(syscall.EOPNOTSUPP, syscall.ENODATA)},
+		{call: "getxattr", what: "security.selinux reads as absent", as: pxRoot,
+			setup: func(r *pxRun) { r.file("f", 0o644, pxRoot) }, do: xattrCall("getxattr", "f", "security.selinux", nil, 0, 256),
+			want: errs(syscall.ENODATA)},
 		{call: "getxattr", what: "on a directory", as: pxRoot,
 			setup: func(r *pxRun) { r.subdir("d", 0o755, pxRoot); r.setx("d", "user.d", "dv") }, do: xattrCall("getxattr", "d", "user.d", nil, 0, 64),
 			check: func(r *pxRun, res posixResult) {
