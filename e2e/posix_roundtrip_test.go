@@ -342,7 +342,7 @@ func putS3fsObjects(t *testing.T, c s3client.API) {
 	}
 	for _, o := range objects {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		_, err := c.Put(ctx, o.key, bytes.NewReader([]byte(o.body)), int64(len(o.body)), s3client.PutOptions{Metadata: o.meta, ContentType: o.contentType})
+		_, err := c.Put(ctx, o.key, bytes.NewReader([]byte(o.body)), int64(len(o.body)), s3client.PutOptions{Metadata: o.meta, Headers: s3client.ObjectHeaders{ContentType: o.contentType}})
 		cancel()
 		if err != nil {
 			t.Fatalf("put %s: %v", o.key, err)
