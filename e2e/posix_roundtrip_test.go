@@ -118,7 +118,14 @@ func TestPOSIXRoundTrip(t *testing.T) {
 				a.check(n+" "+f+" after remount", false, "what mount A showed", fmt.Sprintf("mount A: %v", writtenErr[n]))
 				continue
 			}
-			a.check(n+" "+f+" after remount", err == nil && g[f] == w[f], w[f], statOr(err, func() string { return g[f] }))
+			same := g[f] == w[f]
+			if strings.HasSuffix(f, "time") && !same {
+				// A write's mtime and ctime are S3's LastModified (no
+				// utimes stored one), which a HEAD gives in whole
+				// seconds; mount A showed the commit's own clock.
+				same = writeTime(written[n], f, got)
+			}
+			a.check(n+" "+f+" after remount", err == nil && same, w[f], statOr(err, func() string { return g[f] }))
 		}
 	}
 	checkRoundTripTypes(a, mountB.Path("a"))
@@ -333,8 +340,10 @@ func putS3fsObjects(t *testing.T, c s3client.API) {
 		{"s3fs/xattr", "x", "", owner(33188, "xattr", xattr)},
 		{"s3fs/link", "target/of/link", "", owner(unix.S_IFLNK | 0o777)},
 		{"s3fs/marker/", "", "", owner(unix.S_IFDIR | 0o1755)},
+		// MinIO cannot hold an object "olddir" and keys under "olddir/"
+		// at once (its disk layout): the old directory has no children
+		// here; on S3 the listing would show them (the directory wins).
 		{"s3fs/olddir", "", "application/x-directory", owner(unix.S_IFDIR | 0o775)},
-		{"s3fs/olddir/f", "in old dir", "", nil},
 		{"s3fs/oldempty", "", "application/x-directory", nil},
 		{"s3fs/legacy_$folder$", "", "", nil},
 		{"s3fs/legacy/f", "in legacy dir", "", nil},
@@ -406,7 +415,7 @@ func checkS3fsObjects(b *pxAsserts, m *mount) {
 	}{
 		{"s3fs", map[string]string{"reg": "reg", "regns": "reg", "fifo": "fifo", "chr": "chr", "blk": "blk", "sock": "sock", "xattr": "reg", "link": "lnk",
 			"marker": "dir", "olddir": "dir", "oldempty": "dir", "legacy": "dir", "lonely": "dir"}},
-		{"s3fs/olddir", map[string]string{"f": "reg"}},
+		{"s3fs/olddir", map[string]string{}},
 		{"s3fs/oldempty", map[string]string{}},
 		{"s3fs/legacy", map[string]string{"f": "reg"}},
 		{"s3fs/lonely", map[string]string{}},
@@ -423,4 +432,23 @@ func checkS3fsObjects(b *pxAsserts, m *mount) {
 	b.check("s3fs/legacy/f reads", err == nil && string(body) == "in legacy dir", "in legacy dir", statOr(err, func() string { return string(body) }))
 	_, err = stat(filepath.Join("s3fs", "legacy_$folder$"))
 	b.check("legacy_$folder$ is not a name", errnoOf(err) == unix.ENOENT, "ENOENT", errOrSuccess(err))
+}
+
+// writeTime says whether field f (atime, mtime or ctime) of got, read after
+// a remount, is the LastModified of a write that mount A showed as was:
+// whole seconds, within a second of A's, and equal to got's mtime (an
+// entry whose times came from a write shows them all as LastModified).
+func writeTime(was pxEntry, f string, got pxEntry) bool {
+	pick := func(e pxEntry) unix.Timespec {
+		switch f {
+		case "atime":
+			return e.Atime
+		case "ctime":
+			return e.Ctime
+		}
+		return e.Mtime
+	}
+	w, g := pick(was), pick(got)
+	diff := time.Unix(g.Unix()).Sub(time.Unix(w.Unix()))
+	return g.Nsec == 0 && g == got.Mtime && diff > -time.Second && diff < time.Second
 }

@@ -210,9 +210,11 @@ func (d *dirNode) resolveName(ctx context.Context, name string) (entryAttr, time
 		if r, hit := d.b.lookups.Get(key); hit && r.found && (r.attr.isDir == a.isDir && (a.isDir || r.attr.describes(a) || !a.fromHead && r.attr.fromHead && r.attr.etag == "") || legacyDirListed(r.attr, a)) {
 			a = r.attr // a HEAD or a change through this mount knows more
 		}
-		if (!a.isDir || d.b.cfg.ExactAttrs) && !d.knows(name, a) {
+		if !d.knows(name, a) {
 			// A name looked up by itself shows its stored attributes:
-			// one HEAD, as the listing has no metadata.
+			// one HEAD (of a directory: of its marker), as the listing
+			// has no metadata and the kernel checks permissions
+			// against them.
 			h, err := d.readMetadata(ctx, name, a)
 			if err != nil {
 				d.b.warnFailed("lookup", key, err)
@@ -226,7 +228,7 @@ func (d *dirNode) resolveName(ctx context.Context, name string) (entryAttr, time
 	if err != nil {
 		return entryAttr{}, absentSince, core.Errno(err)
 	}
-	if d.b.cfg.ExactAttrs && !d.knows(name, a) {
+	if a.isDir && !d.knows(name, a) {
 		// A directory's attributes are in its marker's metadata.
 		if a, err = d.readMetadata(ctx, name, a); err != nil {
 			return entryAttr{}, time.Time{}, core.Errno(err)

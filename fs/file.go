@@ -257,6 +257,7 @@ func (f *fileNode) takePendingLocked() (map[string]string, bool) {
 	if !f.pending {
 		return nil, false
 	}
+	f.pinMtimeLocked() // the copy that writes them changes LastModified
 	f.pending = false
 	if f.pendingTimer != nil {
 		f.pendingTimer.Stop()

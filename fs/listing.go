@@ -408,11 +408,12 @@ func (h *dirHandle) Lookup(ctx context.Context, name string, out *fuse.EntryOut)
 		if r, hit := h.d.b.lookups.Get(h.d.key(name)); hit && r.found && (r.attr.isDir == a.isDir || legacyDirListed(r.attr, a)) {
 			a = r.attr
 		}
-		if !a.isDir && a.size == 0 && !h.d.knows(name, a) {
-			// An empty object may be a FIFO, a socket, a device or a
-			// directory as older tools wrote it: its type is in its
-			// metadata, which a listing lacks. No attributes here: the
-			// kernel looks the name up (one HEAD) when it needs it.
+		if (a.isDir || a.size == 0) && !h.d.knows(name, a) {
+			// A directory's mode and owner are in its marker; an empty
+			// object may be a FIFO, a socket, a device or a directory as
+			// older tools wrote it. A listing has no metadata: no
+			// attributes here, and the kernel looks the name up (one
+			// HEAD) before it uses them.
 			return nil, syscall.ENOENT
 		}
 		return h.d.childInode(ctx, name, a, out), 0
