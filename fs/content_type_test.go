@@ -170,7 +170,12 @@ func TestCopiesKeepHeaders(t *testing.T) {
 		if c := fake.Counts(); c[s3fake.OpHeadObject] != 0 || c[s3fake.OpCopyObject] != 1 || len(c) != 1 {
 			t.Fatalf("requests %v; want one CopyObject", c)
 		}
-		check("chmod", map[string]string{"owner": "web", "mode": "33152"})
+		// The copy pins the mtime shown (its LastModified would move it).
+		_, info, _ := fake.Object("chmod")
+		if info.Metadata[metaMtime] == "" {
+			t.Fatalf("the self-copy dropped the mtime: %v", info.Metadata)
+		}
+		check("chmod", map[string]string{"owner": "web", "mode": "33152", metaMtime: info.Metadata[metaMtime]})
 	})
 	t.Run("copy of an unread source", func(t *testing.T) {
 		put("small", 10)

@@ -277,6 +277,9 @@ func (b *bucketFS) lookupKey(ctx context.Context, key string) (entryAttr, time.T
 		}
 		a := entryAttr{isDir: true, uid: -1, gid: -1}
 		a.marker = len(page.Objects) > 0 && page.Objects[0].Key == key+"/"
+		// Without a marker (it would be listed first) the directory has
+		// the defaults: known, no HEAD needed for them.
+		a.fromHead = !a.marker
 		b.lookups.Set(key, lookupResult{attr: a, found: true})
 		return a, time.Time{}, nil
 	case listErr != nil:
