@@ -20,6 +20,9 @@ type Version struct {
 	Key  string
 	ETag string
 	Size int64
+	// Written is when the session last changed the file's bytes (its
+	// mtime until S3's LastModified is read); zero if unknown.
+	Written time.Time
 }
 
 // Existing describes what S3 holds at a file's key when it is opened for writing.
@@ -105,6 +108,15 @@ type Handle struct {
 	f      *File
 	s      *session
 	opener uint32 // the process that opened it; 0 when unknown
+}
+
+// lastWrite returns when the file's bytes last changed through a session;
+// zero if they have not.
+func (f *File) lastWrite() time.Time {
+	if ns := f.mtime.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
 }
 
 // Writing reports the size and mtime of a file while a write session is
@@ -312,7 +324,7 @@ func (f *File) commitLocked(ctx context.Context, s *session, op string) error {
 	}
 	// The upload's key is always s.key: Rename moves an upload that has not
 	// reached S3, and completes one that has before it moves the file.
-	v := Version{Key: up.Key(), ETag: res.ETag, Size: res.Size}
+	v := Version{Key: up.Key(), ETag: res.ETag, Size: res.Size, Written: f.lastWrite()}
 	s.published = &v
 	s.owesEmpty, s.replacing, s.exclusive, s.seeded = false, false, false, 0
 	f.size.Store(v.Size)

@@ -220,7 +220,7 @@ func (f *File) commitStagedLocked(ctx context.Context, s *session, op string) er
 		f.failLocked(ctx, s, op, err)
 		return syscall.EIO
 	}
-	v := Version{Key: s.key, ETag: res.ETag, Size: res.Size}
+	v := Version{Key: s.key, ETag: res.ETag, Size: res.Size, Written: f.lastWrite()}
 	s.published = &v
 	s.owesEmpty, s.replacing, s.exclusive = false, false, false
 	s.st.Committed(stage.Base{Key: v.Key, ETag: v.ETag, Size: v.Size})

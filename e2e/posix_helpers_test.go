@@ -25,15 +25,18 @@ import (
 	"github.com/bucketfs/bucketfs/s3client"
 )
 
-// posixChildEnv carries a posixCall (JSON) to the test binary started by
-// posixRunner: it makes that one call, prints a posixResult and exits.
-const posixChildEnv = "BUCKETFS_E2E_POSIX_CALL"
+// posixChildEnv makes the test binary started by posixRunner an agent: it
+// reads posixCalls (JSON, one a line) from stdin, makes each, and answers a
+// posixResult line for each, until stdin ends. One agent serves every call
+// of one user: starting a process per call (a race-instrumented test binary
+// at that) cost minutes under -race.
+const posixChildEnv = "BUCKETFS_E2E_POSIX_AGENT"
 
 // The child is dispatched from init, before TestMain, so that the POSIX
 // tests need no change to TestMain.
 func init() {
-	if spec := os.Getenv(posixChildEnv); spec != "" {
-		os.Exit(posixChild(spec))
+	if os.Getenv(posixChildEnv) != "" {
+		os.Exit(posixAgent(os.Stdin, os.Stdout))
 	}
 }
 
@@ -82,18 +85,21 @@ type posixResult struct {
 	Data  []byte        `json:"data,omitempty"` // read bytes, xattr value or list
 }
 
-func posixChild(spec string) int {
-	var c posixCall
-	if err := json.Unmarshal([]byte(spec), &c); err != nil {
-		fmt.Fprintln(os.Stderr, "bad call:", err)
-		return 2
+func posixAgent(in io.Reader, out io.Writer) int {
+	dec, enc := json.NewDecoder(in), json.NewEncoder(out)
+	for {
+		var c posixCall
+		if err := dec.Decode(&c); err == io.EOF {
+			return 0
+		} else if err != nil {
+			fmt.Fprintln(os.Stderr, "bad call:", err)
+			return 2
+		}
+		syscall.Umask(c.Umask)
+		if err := enc.Encode(doPosixCall(c)); err != nil {
+			return 2
+		}
 	}
-	syscall.Umask(c.Umask)
-	res := doPosixCall(c)
-	if err := json.NewEncoder(os.Stdout).Encode(res); err != nil {
-		return 2
-	}
-	return 0
 }
 
 func doPosixCall(c posixCall) (res posixResult) {
@@ -192,10 +198,27 @@ func doPosixCall(c posixCall) (res posixResult) {
 	return posixResult{Errno: syscall.ENOSYS}
 }
 
-// posixRunner makes calls as other users through a copy of the test binary
-// that every uid may execute (the build directory is root's alone).
+// posixRunner makes calls as other users through agents: copies of the test
+// binary (in a directory every uid may enter; the build directory is
+// root's alone), one per user, started at its first call.
 type posixRunner struct {
-	bin string
+	t      testing.TB
+	bin    string
+	agents map[uint32]*posixAgentProc // by uid
+}
+
+// posixAgentProc is one running agent and its pipes.
+type posixAgentProc struct {
+	cmd     *exec.Cmd
+	enc     *json.Encoder
+	answers chan posixAnswer // buffered: the reader never blocks after a kill
+	stderr  *lockedWriter
+}
+
+// posixAnswer is one line an agent wrote, or why there is none.
+type posixAnswer struct {
+	res posixResult
+	err error
 }
 
 func newPosixRunner(t testing.TB) *posixRunner {
@@ -220,33 +243,91 @@ func newPosixRunner(t testing.TB) *posixRunner {
 	if err := os.WriteFile(bin, src, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return &posixRunner{bin: bin}
+	r := &posixRunner{t: t, bin: bin, agents: map[uint32]*posixAgentProc{}}
+	t.Cleanup(r.stop)
+	return r
 }
 
-// call makes c as u in a child process (at most 20 s) and returns its answer.
-func (r *posixRunner) call(u posixUser, c posixCall) (posixResult, error) {
-	spec, err := json.Marshal(c)
-	if err != nil {
-		return posixResult{}, err
+// agent returns u's agent, starting it if need be.
+func (r *posixRunner) agent(u posixUser) (*posixAgentProc, error) {
+	if a := r.agents[u.UID]; a != nil {
+		return a, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, r.bin)
+	cmd := exec.Command(r.bin)
 	cmd.Dir = "/"
-	cmd.Env = []string{"PATH=/usr/bin:/bin", posixChildEnv + "=" + string(spec)}
+	cmd.Env = []string{"PATH=/usr/bin:/bin", posixChildEnv + "=1"}
 	if u.UID != 0 {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.UID, Gid: u.GID, Groups: u.Groups}}
 	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return posixResult{}, fmt.Errorf("child for %s as %s: %v: %s", c.Op, u.Name, err, strings.TrimSpace(stderr.String()))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
 	}
-	var res posixResult
-	if err := json.Unmarshal(stdout.Bytes(), &res); err != nil {
-		return posixResult{}, fmt.Errorf("child for %s as %s answered %q: %v", c.Op, u.Name, stdout.String(), err)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
 	}
-	return res, nil
+	a := &posixAgentProc{cmd: cmd, enc: json.NewEncoder(stdin), answers: make(chan posixAnswer, 1), stderr: &lockedWriter{w: &bytes.Buffer{}}}
+	cmd.Stderr = a.stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		dec := json.NewDecoder(stdout)
+		for {
+			var res posixResult
+			err := dec.Decode(&res)
+			a.answers <- posixAnswer{res, err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	r.agents[u.UID] = a
+	return a, nil
+}
+
+// stop ends every agent: stdin closed, then killed if it has not exited
+// within 5 s.
+func (r *posixRunner) stop() {
+	for uid, a := range r.agents {
+		a.cmd.Stdin.(io.Closer).Close()
+		done := make(chan struct{})
+		go func() { a.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			a.cmd.Process.Kill()
+			<-done
+		}
+		delete(r.agents, uid)
+	}
+}
+
+// call makes c as u through u's agent (at most 20 s) and returns its answer.
+func (r *posixRunner) call(u posixUser, c posixCall) (posixResult, error) {
+	a, err := r.agent(u)
+	if err != nil {
+		return posixResult{}, fmt.Errorf("agent for %s: %v", u.Name, err)
+	}
+	if err := a.enc.Encode(c); err != nil {
+		return posixResult{}, fmt.Errorf("call %s as %s: %v: %s", c.Op, u.Name, err, strings.TrimSpace(a.stderr.String()))
+	}
+	select {
+	case ans := <-a.answers:
+		if ans.err != nil {
+			delete(r.agents, u.UID)
+			a.cmd.Process.Kill()
+			a.cmd.Wait()
+			return posixResult{}, fmt.Errorf("agent for %s on %s: %v: %s", u.Name, c.Op, ans.err, strings.TrimSpace(a.stderr.String()))
+		}
+		return ans.res, nil
+	case <-time.After(20 * time.Second):
+		delete(r.agents, u.UID)
+		a.cmd.Process.Kill()
+		go a.cmd.Wait()
+		return posixResult{}, fmt.Errorf("%s as %s: no answer within 20 s", c.Op, u.Name)
+	}
 }
 
 // shell runs a shell command line as u (at most 20 s) and returns its exit

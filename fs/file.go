@@ -74,7 +74,13 @@ func (f *fileNode) committed(v core.Version) {
 	f.attr.etag, f.attr.modified = v.ETag, time.Time{}
 	f.versionSeenLocked(v.ETag)
 	if !f.attr.mtimeSet {
-		f.attr.mtime = time.Now()
+		// The last write's time, as stat showed while the file was
+		// open: the commit itself does not move mtime (S3's
+		// LastModified takes over once a HEAD reads it).
+		f.attr.mtime = v.Written
+		if f.attr.mtime.IsZero() {
+			f.attr.mtime = time.Now()
+		}
 	}
 	f.attr.meta = f.attr.withMeta()
 	f.attr.fromHead = true
