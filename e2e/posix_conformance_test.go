@@ -359,26 +359,22 @@ func (r *pxRun) fresh(name, which string) {
 // changed: the times named are later than before the call (of the entry
 // that had name before, or of from when given).
 func (r *pxRun) changed(name, which string, from ...string) {
-	was := name
-	if len(from) > 0 {
-		was = from[0]
-	}
-	b, known := r.before[was]
-	st, err := r.stat(name)
-	for _, w := range []byte(which) {
-		ok, got := false, ""
-		if err == nil && known {
-			ok = tsTime(pick(st, w)).After(tsTime(pick(b, w)))
-			got = fmt.Sprintf("%s (before: %s)", tsString(pick(st, w)), tsString(pick(b, w)))
-		} else {
-			got = fmt.Sprintf("stat: %v, known before: %v", err, known)
-		}
-		r.expect(fmt.Sprintf("%s %ctime changed", name, w), ok, "later than before the call", got)
-	}
+	r.compareTimes(name, which, from, "changed", func(now, was unix.Timespec) (bool, string, string) {
+		return tsTime(now).After(tsTime(was)), "later than before the call", fmt.Sprintf("%s (before: %s)", tsString(now), tsString(was))
+	})
 }
 
 // same: the times named are what they were before the call.
 func (r *pxRun) same(name, which string, from ...string) {
+	r.compareTimes(name, which, from, "unchanged", func(now, was unix.Timespec) (bool, string, string) {
+		return now == was, tsString(was), tsString(now)
+	})
+}
+
+// compareTimes checks each time named in which (a, m, c) of name against
+// the one before the call (of from[0] when given) with cmp, which says
+// whether it holds and what was wanted and found.
+func (r *pxRun) compareTimes(name, which string, from []string, verb string, cmp func(now, was unix.Timespec) (ok bool, want, got string)) {
 	was := name
 	if len(from) > 0 {
 		was = from[0]
@@ -386,14 +382,11 @@ func (r *pxRun) same(name, which string, from ...string) {
 	b, known := r.before[was]
 	st, err := r.stat(name)
 	for _, w := range []byte(which) {
-		ok, got := false, ""
+		ok, want, got := false, "", fmt.Sprintf("stat: %v, known before: %v", err, known)
 		if err == nil && known {
-			ok = pick(st, w) == pick(b, w)
-			got = tsString(pick(st, w))
-		} else {
-			got = fmt.Sprintf("stat: %v, known before: %v", err, known)
+			ok, want, got = cmp(pick(st, w), pick(b, w))
 		}
-		r.expect(fmt.Sprintf("%s %ctime unchanged", name, w), ok, tsString(pick(b, w)), got)
+		r.expect(fmt.Sprintf("%s %ctime %s", name, w, verb), ok, want, got)
 	}
 }
 

@@ -202,6 +202,7 @@ func (f *fileNode) Getattr(ctx context.Context, fh gofs.FileHandle, out *fuse.At
 //     when it has not reached S3 yet; otherwise they are pending (see
 //     fileNode.pending) and stat shows them at once.
 func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if f.b.cfg.ReadOnly {
 		return syscall.EROFS
 	}

@@ -66,6 +66,7 @@ func (d *dirNode) Create(ctx context.Context, name string, flags uint32, mode ui
 
 // Unlink implements gofs.NodeUnlinker with one DeleteObject.
 func (d *dirNode) Unlink(ctx context.Context, name string) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if d.b.cfg.ReadOnly {
 		return syscall.EROFS
 	}
@@ -135,6 +136,7 @@ func (d *dirNode) dropPending(name string) {
 // if none exists (If-None-Match), after checking that no file or directory
 // has the name. Two mounts racing on one mkdir cannot both succeed.
 func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	if d.b.cfg.ReadOnly {
 		return nil, syscall.EROFS
 	}
@@ -175,6 +177,7 @@ func (d *dirNode) Mkdir(ctx context.Context, name string, mode uint32, out *fuse
 // Rmdir implements gofs.NodeRmdirer: refuses a non-empty directory (one
 // LIST of at most two keys), then deletes the marker.
 func (d *dirNode) Rmdir(ctx context.Context, name string) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if d.b.cfg.ReadOnly {
 		return syscall.EROFS
 	}
@@ -228,6 +231,7 @@ var _ gofs.NodeSymlinker = (*dirNode)(nil)
 // Symlink implements gofs.NodeSymlinker: an object whose body is the target
 // and whose x-amz-meta-mode marks a link, as s3fs stores them.
 func (d *dirNode) Symlink(ctx context.Context, target, name string, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	if d.b.cfg.ReadOnly {
 		return nil, syscall.EROFS
 	}

@@ -91,6 +91,7 @@ func (d *dirNode) schedulePendingLocked() {
 // lets only a process with CAP_MKNOD make devices. The node is written only
 // if the name is free (If-None-Match), like mkdir.
 func (d *dirNode) Mknod(ctx context.Context, name string, mode uint32, dev uint32, out *fuse.EntryOut) (*gofs.Inode, syscall.Errno) {
+	ctx = uninterruptible(ctx)
 	if d.b.cfg.ReadOnly || d.b.draining.Load() {
 		return nil, syscall.EROFS
 	}
@@ -198,4 +199,18 @@ func (f *fileNode) pinMtimeLocked() {
 	if !f.attr.mtimeSet && !f.attr.mtime.IsZero() && !f.writing() {
 		f.attr.mtimeSet = true
 	}
+}
+
+// uninterruptible keeps ctx's values (the caller) but not its cancellation,
+// for the operations that change the bucket: unlink, mkdir, rmdir, symlink,
+// mknod, rename, setattr and xattr changes. go-fuse cancels a request's
+// context when the kernel passes on an interrupt, and the kernel does so for
+// any signal the caller handles, fatal or not: a Go program's runtime
+// signals its own threads (SIGURG) all the time. Cut short, such a change
+// answered EINTR, which unlink(2) or rename(2) callers do not retry, and
+// could have half happened in S3. They run to their end instead, bounded by
+// the S3 client's timeouts and retries; a fatal signal does not wait for
+// them (the kernel ends the caller at once).
+func uninterruptible(ctx context.Context) context.Context {
+	return context.WithoutCancel(ctx)
 }

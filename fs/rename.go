@@ -37,6 +37,7 @@ const renameConcurrency = 16
 // concurrency), deletes only after all succeeded; more than MaxRenameObjects
 // objects answers EXDEV, on which mv falls back to copy and delete.
 func (d *dirNode) Rename(ctx context.Context, name string, newParent gofs.InodeEmbedder, newName string, flags uint32) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if d.b.cfg.ReadOnly {
 		return syscall.EROFS
 	}

@@ -21,6 +21,7 @@ var _ gofs.NodeSetattrer = (*dirNode)(nil)
 // after attrDelay so that cp -a's chown, chmod and utimes cost one PUT. The
 // bucket's root has no marker: its attributes live for the mount only.
 func (d *dirNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if d.b.cfg.ReadOnly {
 		return syscall.EROFS
 	}

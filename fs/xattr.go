@@ -294,6 +294,7 @@ func (f *fileNode) xattrs(ctx context.Context) (map[string][]byte, syscall.Errno
 }
 
 func (f *fileNode) changeXattr(ctx context.Context, name string, value []byte, flags uint32) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if f.b.cfg.ReadOnly {
 		return syscall.EROFS
 	}
@@ -346,6 +347,7 @@ func (d *dirNode) Removexattr(ctx context.Context, name string) syscall.Errno {
 }
 
 func (d *dirNode) changeXattr(ctx context.Context, name string, value []byte, flags uint32) syscall.Errno {
+	ctx = uninterruptible(ctx)
 	if d.b.cfg.ReadOnly {
 		return syscall.EROFS
 	}
