@@ -382,9 +382,14 @@ func TestStatDuringSlowClose(t *testing.T) {
 			f.SetMetadata(map[string]string{"mode": "420"})
 			close(done)
 		}()
+		// Complete answers only once gate is closed, after this loop:
+		// a call that waited for it would never return. The bound is
+		// generous because under -race and a loaded machine a goroutine
+		// may wait tens of milliseconds to run (50 ms flaked in a full
+		// make test).
 		select {
 		case <-done:
-		case <-time.After(50 * time.Millisecond):
+		case <-time.After(2 * time.Second):
 			t.Fatal("Writing waited for the close")
 		}
 		time.Sleep(5 * time.Millisecond)
