@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -44,35 +46,51 @@ func TestReadCache(t *testing.T) {
 			want := sha(data)
 			m := mountBucket(t, srv, bucket, tc.configure)
 			for i := 0; i < 3; i++ {
-				// The kernel may reclaim page cache under memory pressure
-				// (other tests, other jobs on the machine): what it no
-				// longer holds is read again, and only that.
-				var missing int
-				if i > 0 && tc.pageCache {
-					var resident, pages int
-					resident, pages, missing = pageCacheResidency(t, m.Path("big.bin"), 8<<20)
-					if resident < pages/2 {
-						t.Fatalf("before re-read %d: %d of %d pages in the page cache: dropped at an open or by a notification?", i, resident, pages)
+				// The kernel may drop clean page-cache folios at any
+				// time: reclaim under memory pressure (other tests, other
+				// jobs), and, seen here right after other test runs, a
+				// few scattered 16-64 KiB folios with no reclaim counted
+				// (compaction). What it no longer holds is read again. A
+				// re-read that cost a few GETs is tried again (at most 4
+				// times, each must cost none); one that read the object
+				// whole again (the cache dropped at an open or by a
+				// notification, our bug) fails at once.
+				for attempt := 1; ; attempt++ {
+					var missing int
+					if i > 0 && tc.pageCache {
+						var resident, pages int
+						resident, pages, missing = pageCacheResidency(t, m.Path("big.bin"), 8<<20)
+						if resident < pages/2 {
+							t.Fatalf("before re-read %d: %d of %d pages in the page cache: dropped at an open or by a notification?", i, resident, pages)
+						}
+						if missing > 0 {
+							t.Logf("before re-read %d: the kernel reclaimed %d pages of %d (in %d blocks)", i, pages-resident, pages, missing)
+						}
 					}
-					if missing > 0 {
-						t.Logf("before re-read %d: the kernel reclaimed %d pages of %d (in %d blocks)", i, pages-resident, pages, missing)
+					stolen := filePagesReclaimed(t)
+					m.Counter.Reset()
+					start := time.Now()
+					got := ddSHA(t, m.Path("big.bin"))
+					if got != want {
+						t.Fatalf("read %d: sha256 %s, want %s", i+1, got, want)
 					}
-				}
-				m.Counter.Reset()
-				start := time.Now()
-				got := ddSHA(t, m.Path("big.bin"))
-				if got != want {
-					t.Fatalf("read %d: sha256 %s, want %s", i+1, got, want)
-				}
-				gets := m.Counter.Snapshot()["GetObject"]
-				t.Logf("read %d of 512 MiB: %d GETs, %.2fs", i+1, gets, time.Since(start).Seconds())
-				// A block read again may bring the read-ahead window
-				// (64 MiB, 8 blocks) with it.
-				switch {
-				case i == 0 && gets < size/(8<<20):
-					t.Fatalf("first read: %d GETs, want at least one per block", gets)
-				case i > 0 && gets > int64(missing*8):
-					t.Fatalf("re-read %d of an unchanged object: %d GETs, want %d (the page cache lacked %d blocks)", i, gets, missing*8, missing)
+					gets := m.Counter.Snapshot()["GetObject"]
+					reclaimed := filePagesReclaimed(t) - stolen
+					t.Logf("read %d of 512 MiB: %d GETs, %.2fs (file pages the kernel reclaimed meanwhile: %d)", i+1, gets, time.Since(start).Seconds(), reclaimed)
+					// A block read again may bring the read-ahead window
+					// (64 MiB, 8 blocks) with it.
+					if i == 0 {
+						if gets < size/(8<<20) {
+							t.Fatalf("first read: %d GETs, want at least one per block", gets)
+						}
+						break
+					}
+					if gets <= int64(missing*8) {
+						break
+					}
+					if !tc.pageCache || gets >= size/(8<<20) || attempt == 4 {
+						t.Fatalf("re-read %d of an unchanged object: %d GETs, want %d (the page cache lacked %d blocks; %d file pages reclaimed during the read)", i, gets, missing*8, missing, reclaimed)
+					}
 				}
 			}
 
@@ -143,4 +161,26 @@ func pageCacheResidency(t testing.TB, path string, blockSize int) (resident, pag
 		}
 	}
 	return resident, len(vec), len(lacking)
+}
+
+// filePagesReclaimed returns how many file pages the kernel has reclaimed
+// since boot (pgsteal_file in /proc/vmstat), to tell its reclaim from a
+// cache our code dropped.
+func filePagesReclaimed(t testing.TB) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/vmstat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "pgsteal_file "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				t.Fatalf("/proc/vmstat: %q: %v", line, err)
+			}
+			return n
+		}
+	}
+	t.Fatal("/proc/vmstat has no pgsteal_file")
+	return 0
 }
