@@ -12,9 +12,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	bfs "github.com/bucketfs/bucketfs/fs"
-	"github.com/bucketfs/bucketfs/s3client/s3test"
 )
 
 // TestPOSIXConformance is a POSIX conformance table in the spirit of
@@ -27,11 +24,7 @@ import (
 func TestPOSIXConformance(t *testing.T) {
 	requireFUSE(t)
 	start := time.Now()
-	srv := s3test.StartMinIO(t)
-	bucket, _ := srv.Bucket(t)
-	m := mountBucket(t, srv, bucket, func(c *bfs.Config) { c.AllowOther = true })
-	openMountToAll(t, m)
-	runner := newPosixRunner(t)
+	m, _, runner := posixMount(t)
 
 	tally := &pxTally{byCall: map[string][2]int{}}
 	groups := map[string]bool{}

@@ -22,7 +22,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	bfs "github.com/bucketfs/bucketfs/fs"
 	"github.com/bucketfs/bucketfs/s3client"
+	"github.com/bucketfs/bucketfs/s3client/s3test"
 )
 
 // posixChildEnv makes the test binary started by posixRunner an agent: it
@@ -589,4 +591,16 @@ func fetchObject(c s3client.API, key string) ([]byte, error) {
 	}
 	defer body.Close()
 	return io.ReadAll(body)
+}
+
+// posixMount starts MinIO and an --allow-other mount whose root every uid
+// may write, and a runner for calls as other users: the setup of the
+// POSIX tests.
+func posixMount(t *testing.T) (*mount, s3client.API, *posixRunner) {
+	t.Helper()
+	srv := s3test.StartMinIO(t)
+	bucket, c := srv.Bucket(t)
+	m := mountBucket(t, srv, bucket, func(c *bfs.Config) { c.AllowOther = true })
+	openMountToAll(t, m)
+	return m, c, newPosixRunner(t)
 }

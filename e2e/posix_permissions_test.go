@@ -11,9 +11,6 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
-
-	bfs "github.com/bucketfs/bucketfs/fs"
-	"github.com/bucketfs/bucketfs/s3client/s3test"
 )
 
 // TestPOSIXPermissions is the user story of an unprivileged user on an
@@ -23,11 +20,7 @@ import (
 func TestPOSIXPermissions(t *testing.T) {
 	requireFUSE(t)
 	start := time.Now()
-	srv := s3test.StartMinIO(t)
-	bucket, c := srv.Bucket(t)
-	m := mountBucket(t, srv, bucket, func(c *bfs.Config) { c.AllowOther = true })
-	openMountToAll(t, m)
-	runner := newPosixRunner(t)
+	m, c, runner := posixMount(t)
 	a := &pxAsserts{t: t, name: "permissions"}
 	defer func() { a.report(); t.Logf("run time %s", time.Since(start).Round(time.Millisecond)) }()
 
