@@ -246,6 +246,18 @@ func (a entryAttr) fill(b *bucketFS, out *fuse.Attr) {
 	}
 }
 
+// fileType is the S_IFMT bits of what a describes: a directory, a link, a
+// FIFO, socket or device, else a regular file.
+func (a entryAttr) fileType() uint32 {
+	switch {
+	case a.isDir:
+		return syscall.S_IFDIR
+	case a.mode&syscall.S_IFMT == syscall.S_IFLNK || isNode(a.mode):
+		return a.mode & syscall.S_IFMT
+	}
+	return syscall.S_IFREG
+}
+
 // isNode says whether mode is of a FIFO, a socket or a device: an object
 // with no content whose type lives in x-amz-meta-mode (s3fs's layout).
 func isNode(mode uint32) bool {

@@ -3,6 +3,7 @@ package fs
 import (
 	"context"
 	"errors"
+	"syscall"
 
 	"github.com/sirupsen/logrus"
 
@@ -39,6 +40,37 @@ func (d *dirNode) knows(name string, a entryAttr) bool {
 		}
 	}
 	return false
+}
+
+// direntType is the file type readdir hands out for a listed entry (S_IFMT
+// bits; 0 is DT_UNKNOWN): a directory, or what this mount learned of the
+// same object (a HEAD, its own write: a link, a FIFO); else a regular file,
+// but for an object whose type a listing cannot tell. An empty object may be
+// a FIFO, a socket, a device or an older tool's directory, and with
+// ExactAttrs any object may be a link: those are DT_UNKNOWN, so that find,
+// ls and rsync stat them (a lookup, which reads their metadata) instead of
+// taking a FIFO for a file.
+func (d *dirNode) direntType(name string, a entryAttr) uint32 {
+	if a.isDir {
+		return syscall.S_IFDIR
+	}
+	if r, hit := d.b.lookups.Get(d.key(name)); hit && r.found && r.attr.fromHead && (r.attr.isDir || r.attr.describes(a)) {
+		return r.attr.fileType()
+	}
+	if ch := d.GetChild(name); ch != nil {
+		if n, ok := ch.Operations().(*fileNode); ok {
+			n.mu.Lock()
+			known, t := n.attr.fromHead && n.attr.describes(a), n.attr.fileType()
+			n.mu.Unlock()
+			if known {
+				return t
+			}
+		}
+	}
+	if a.size == 0 || d.b.cfg.ExactAttrs {
+		return 0
+	}
+	return syscall.S_IFREG
 }
 
 // readMetadata completes a listed entry's attributes with one HEAD and

@@ -374,11 +374,11 @@ func (h *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 	}
 	name := h.names[h.pos]
 	h.pos++
-	de := &fuse.DirEntry{Name: name, Off: uint64(h.pos), Mode: syscall.S_IFREG}
-	if h.lister.l.entries[name].isDir {
-		de.Mode = syscall.S_IFDIR
+	mode := uint32(syscall.S_IFREG) // a file being written that the listing lacks
+	if a, ok := h.lister.l.entries[name]; ok {
+		mode = h.d.direntType(name, a)
 	}
-	return de, 0
+	return &fuse.DirEntry{Name: name, Off: uint64(h.pos), Mode: mode}, 0
 }
 
 // Seekdir implements gofs.FileSeekdirer (rewinddir, telldir/seekdir): the
