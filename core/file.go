@@ -463,9 +463,25 @@ func (h *Handle) Flush(ctx context.Context, pid uint32) error {
 
 // Fsync commits whatever is not in S3 yet, and reports.
 func (h *Handle) Fsync(ctx context.Context) error {
-	f, s := h.f, h.s
+	h.f.mu.Lock()
+	defer h.f.mu.Unlock()
+	return h.f.fsyncLocked(ctx, h.s)
+}
+
+// Sync is fsync through a descriptor that does not write (`sync FILE` opens
+// the file read-only): as on a disk, it commits what the file's open
+// session holds that S3 does not have yet, and reports that session's
+// failure; nil when no session is open.
+func (f *File) Sync(ctx context.Context) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.s == nil {
+		return nil
+	}
+	return f.fsyncLocked(ctx, f.s)
+}
+
+func (f *File) fsyncLocked(ctx context.Context, s *session) error {
 	switch {
 	case s.err != nil:
 		return syscall.EIO

@@ -194,6 +194,38 @@ func TestTruncationPublishedAtReleaseOrFsync(t *testing.T) {
 	wantErrno(t, "open without O_TRUNC", err, syscall.ENOTSUP)
 }
 
+// `sync FILE` (File.Sync, fsync through a read-only descriptor) commits what
+// a writer holding the file open wrote, and reports its session's failure.
+func TestSyncThroughAnotherDescriptor(t *testing.T) {
+	b := newBed(t)
+	f := b.file()
+	wantErrno(t, "sync with no session", f.Sync(ctx), 0)
+	h := b.open(f, 100, "log", core.OpenMode{Create: true, Truncate: true})
+	if _, err := h.Write(ctx, 0, []byte("one\n")); err != nil {
+		t.Fatal(err)
+	}
+	b.absent("log")
+	wantErrno(t, "sync", f.Sync(ctx), 0)
+	if got := b.object("log"); got != "one\n" {
+		t.Fatalf("log = %q after sync, want %q", got, "one\n")
+	}
+	wantErrno(t, "sync with nothing new", f.Sync(ctx), 0)
+	if _, err := h.Write(ctx, 4, []byte("two\n")); err != nil {
+		t.Fatal(err)
+	}
+	b.s3.SetHook(func(op, key string) s3fake.Fault {
+		return s3fake.Fault{Err: s3fake.APIError(op, key, "InternalError", 500)}
+	})
+	wantErrno(t, "sync of a failing commit", f.Sync(ctx), syscall.EIO)
+	wantErrno(t, "sync after the failure", f.Sync(ctx), syscall.EIO)
+	b.s3.SetHook(nil)
+	h.Release(ctx)
+	if got := b.object("log"); got != "one\n" {
+		t.Fatalf("log = %q after a failed commit, want the last commit's %q", got, "one\n")
+	}
+	wantErrno(t, "sync once the session ended", f.Sync(ctx), 0)
+}
+
 // touch: a new file closed empty is created at its last close (RELEASE),
 // not at the flush, which the shell's redirection also sends before writing;
 // `echo hi > newfile` (open, dup2, close, write, close) is one PutObject.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -119,6 +120,33 @@ func TestWriteCommit(t *testing.T) {
 			t.Errorf("%s: requests for newfile %v; want exactly one PutObject and no CreateMultipartUpload (all the mount's: %v)",
 				script, ops, c.m.Counter.Snapshot())
 		}
+	})
+
+	t.Run("3-sync-file-commits-another-descriptors-writes", func(t *testing.T) {
+		// `sync FILE` fsyncs a read-only descriptor: as on a disk, what a
+		// writer still holding the file open wrote is in S3 when it
+		// returns. The writes are by child processes (env printf), whose
+		// exits close no descriptor of the opener's; the shell's own
+		// builtin with a redirection would (a flush by the opener commits).
+		c := newCommitCase(t, srv)
+		synced := filepath.Join(t.TempDir(), "synced")
+		script := fmt.Sprintf(`exec 3>log; env printf 'one\n' >&3; sync log && touch %s; sleep 2; env printf 'two\n' >&3; exec 3>&-`, synced)
+		p := c.start(t, quickLimit, script)
+		deadline := time.Now().Add(quickLimit)
+		for p.running() && time.Now().Before(deadline) {
+			if _, err := os.Stat(synced); err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		got, err := getObject(c.m.Client, "log")
+		if !p.running() || string(got) != "one\n" {
+			t.Errorf("once `sync log` of %q returned (still running: %v), GetObject log = %q, %v; want \"one\\n\" while the writer holds it open (requests for log: %v)",
+				script, p.running(), got, err, c.keys.of("log"))
+		}
+		res := p.wait(t)
+		checkObject(t, c.m.Client, "log", "one\ntwo\n", script, res)
+		res.expectClean(t)
 	})
 
 	t.Run("3-touch-creates-empty-object", func(t *testing.T) {

@@ -545,9 +545,15 @@ func (h *readHandle) release(blk *readBlock) {
 }
 
 // Release implements gofs.FileReleaser: stops the prefetches.
-// Fsync implements gofs.FileFsyncer: a read handle has nothing to commit
-// (`sync FILE` fsyncs a read-only descriptor).
-func (h *readHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno { return 0 }
+// Fsync implements gofs.FileFsyncer: through a read-only descriptor
+// (`sync FILE`), as through any other, it commits what the file's open
+// write session holds.
+func (h *readHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	if h.node == nil {
+		return 0
+	}
+	return core.Errno(h.node.file.Sync(ctx))
+}
 
 func (h *readHandle) Release(ctx context.Context) syscall.Errno {
 	h.mu.Lock()
