@@ -53,7 +53,8 @@ type Hooks struct {
 
 // File is one regular file's write state. The filesystem layer keeps one per
 // inode and asks it for every open for writing, every write, flush, fsync
-// and release of a write handle, and before renaming or unlinking the file.
+// and release of a write handle, for an fsync through any other descriptor
+// (Sync), and before renaming or unlinking the file.
 type File struct {
 	c     *Core
 	hooks Hooks

@@ -224,6 +224,43 @@ func TestSyncThroughAnotherDescriptor(t *testing.T) {
 		t.Fatalf("log = %q after a failed commit, want the last commit's %q", got, "one\n")
 	}
 	wantErrno(t, "sync once the session ended", f.Sync(ctx), 0)
+
+	// A detached (unlinked) writer's bytes go nowhere, synced or not.
+	g := b.file()
+	h = b.open(g, 100, "gone", core.OpenMode{Create: true, Truncate: true})
+	write(t, h, 0, "mine\n")
+	if !g.Detach(ctx) {
+		t.Fatal("Detach found no session")
+	}
+	puts := b.s3.Count(s3fake.OpPutObject)
+	wantErrno(t, "sync of a detached writer", g.Sync(ctx), 0)
+	h.Release(ctx)
+	b.absent("gone")
+	if n := b.s3.Count(s3fake.OpPutObject) - puts; n != 0 {
+		t.Fatalf("%d PutObject from syncing a detached writer", n)
+	}
+}
+
+// Sync of a file edited in place (staged) composes the new object, and an
+// interrupted caller does not fail the writers' session.
+func TestSyncOfStagedFile(t *testing.T) {
+	b, _ := stagedBed(t, 64<<20)
+	b.s3.SetObject("log", []byte("one\n"), nil)
+	f := b.file()
+	h := b.openEdit(f, 100, "log", core.OpenMode{})
+	write(t, h, 4, "two\n")
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	wantErrno(t, "sync by an interrupted caller", f.Sync(cancelled), 0)
+	if got := b.object("log"); got != "one\ntwo\n" {
+		t.Fatalf("log = %q after sync, want %q", got, "one\ntwo\n")
+	}
+	write(t, h, 8, "three\n")
+	wantErrno(t, "close", h.Flush(ctx, 100), 0)
+	h.Release(ctx)
+	if got := b.object("log"); got != "one\ntwo\nthree\n" {
+		t.Fatalf("log = %q after close, want %q", got, "one\ntwo\nthree\n")
+	}
 }
 
 // touch: a new file closed empty is created at its last close (RELEASE),

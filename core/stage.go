@@ -208,6 +208,10 @@ func (f *File) editLocked(ctx context.Context, s *session, off int64, data []byt
 func (f *File) commitStagedLocked(ctx context.Context, s *session, op string) error {
 	size, base, same := s.st.Layout()
 	opts := f.optionsLocked(s)
+	// The commit runs to its end when the caller is interrupted (a ^C of
+	// `sync FILE` must not fail the writers' session): the stage's reads of
+	// the old object's bytes too.
+	ctx = context.WithoutCancel(ctx)
 	l := uploader.Layout{Size: size, Data: s.st.Reader(ctx)}
 	if base.ETag != "" && base.Size > 0 {
 		l.Base = uploader.Base{Key: base.Key, ETag: base.ETag, Size: base.Size}
@@ -215,7 +219,7 @@ func (f *File) commitStagedLocked(ctx context.Context, s *session, op string) er
 			l.Same = append(l.Same, uploader.Range{Off: r.Off, End: r.End})
 		}
 	}
-	res, err := f.c.cfg.Uploader.Compose(context.WithoutCancel(ctx), s.key, opts, l)
+	res, err := f.c.cfg.Uploader.Compose(ctx, s.key, opts, l)
 	if err != nil {
 		f.failLocked(ctx, s, op, err)
 		return syscall.EIO

@@ -129,8 +129,11 @@ func TestWriteCommit(t *testing.T) {
 		// exits close no descriptor of the opener's; the shell's own
 		// builtin with a redirection would (a flush by the opener commits).
 		c := newCommitCase(t, srv)
-		synced := filepath.Join(t.TempDir(), "synced")
-		script := fmt.Sprintf(`exec 3>log; env printf 'one\n' >&3; sync log && touch %s; sleep 2; env printf 'two\n' >&3; exec 3>&-`, synced)
+		tmp := t.TempDir()
+		synced, checked := filepath.Join(tmp, "synced"), filepath.Join(tmp, "checked")
+		// The writer waits, holding the file open, until the test has
+		// looked at the bucket.
+		script := fmt.Sprintf(`exec 3>log; env printf 'one\n' >&3; sync log && touch %s; while [ ! -e %s ]; do sleep 0.05; done; env printf 'two\n' >&3; exec 3>&-`, synced, checked)
 		p := c.start(t, quickLimit, script)
 		deadline := time.Now().Add(quickLimit)
 		for p.running() && time.Now().Before(deadline) {
@@ -139,10 +142,14 @@ func TestWriteCommit(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+		running := p.running()
 		got, err := getObject(c.m.Client, "log")
-		if !p.running() || string(got) != "one\n" {
+		if !running || string(got) != "one\n" {
 			t.Errorf("once `sync log` of %q returned (still running: %v), GetObject log = %q, %v; want \"one\\n\" while the writer holds it open (requests for log: %v)",
-				script, p.running(), got, err, c.keys.of("log"))
+				script, running, got, err, c.keys.of("log"))
+		}
+		if err := os.WriteFile(checked, nil, 0o644); err != nil {
+			t.Fatal(err)
 		}
 		res := p.wait(t)
 		checkObject(t, c.m.Client, "log", "one\ntwo\n", script, res)

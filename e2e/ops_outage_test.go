@@ -363,7 +363,7 @@ func checkRecovery(t *testing.T, srv *s3test.Server, bucket, mnt string, back ti
 
 // runWithin runs a command with a deadline (SIGKILL after it) and returns
 // its combined output.
-func runWithin(t *testing.T, limit time.Duration, args ...string) (string, error) {
+func runWithin(t testing.TB, limit time.Duration, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()

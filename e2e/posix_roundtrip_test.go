@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -230,8 +229,8 @@ func checkFreshTypes(a *pxAsserts, dir string) {
 		ok := got[name] == want || want != "reg" && want != "dir" && got[name] == direntTypeName(unix.DT_UNKNOWN)
 		a.check("fresh readdir d_type of "+name, ok, want+" (or unknown)", got[name])
 	}
-	out, err := exec.Command("find", dir, "-type", "p").CombinedOutput()
-	a.check("find -type p on a fresh mount", err == nil && strings.TrimSpace(string(out)) == filepath.Join(dir, "fifo"), filepath.Join(dir, "fifo"), strings.TrimSpace(string(out)))
+	out, err := runWithin(a.t, 20*time.Second, "find", dir, "-type", "p")
+	a.check("find -type p on a fresh mount", err == nil && strings.TrimSpace(out) == filepath.Join(dir, "fifo"), filepath.Join(dir, "fifo"), statOr(err, func() string { return strings.TrimSpace(out) }))
 }
 
 // direntTypes reads dir with getdents and returns each name's d_type.

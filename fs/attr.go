@@ -220,27 +220,22 @@ func (a entryAttr) fill(b *bucketFS, out *fuse.Attr) {
 	if a.gid >= 0 {
 		out.Gid = uint32(a.gid)
 	}
+	typ, perm := a.fileType(), a.mode&07777
+	out.Nlink = 1
 	switch {
-	case a.isDir:
-		out.Mode = syscall.S_IFDIR | uint32(b.cfg.DirMode.Perm())
-		if a.mode != 0 {
-			out.Mode = syscall.S_IFDIR | a.mode&07777
-		}
+	case typ == syscall.S_IFDIR:
 		out.Nlink = 2
-	case a.mode&syscall.S_IFMT == syscall.S_IFLNK:
-		out.Mode = a.mode
-		out.Nlink = 1
-	case isNode(a.mode):
-		out.Mode = a.mode
-		out.Rdev = a.rdev
-		out.Nlink = 1
-	default:
-		out.Mode = syscall.S_IFREG | uint32(b.cfg.FileMode.Perm())
-		if a.mode != 0 {
-			out.Mode = syscall.S_IFREG | a.mode&07777
+		if a.mode == 0 {
+			perm = uint32(b.cfg.DirMode.Perm())
 		}
-		out.Nlink = 1
+	case typ == syscall.S_IFREG:
+		if a.mode == 0 {
+			perm = uint32(b.cfg.FileMode.Perm())
+		}
+	case isNode(a.mode):
+		out.Rdev = a.rdev
 	}
+	out.Mode = typ | perm
 	if b.cfg.ReadOnly {
 		out.Mode &^= 0222
 	}

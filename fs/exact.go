@@ -54,7 +54,7 @@ func (d *dirNode) direntType(name string, a entryAttr) uint32 {
 	if a.isDir {
 		return syscall.S_IFDIR
 	}
-	if r, hit := d.b.lookups.Get(d.key(name)); hit && r.found && r.attr.fromHead && (r.attr.isDir || r.attr.describes(a)) {
+	if r, hit := d.b.lookups.Get(d.key(name)); hit && r.found && r.attr.fromHead && (legacyDirListed(r.attr, a) || !r.attr.isDir && r.attr.describes(a)) {
 		return r.attr.fileType()
 	}
 	if ch := d.GetChild(name); ch != nil {

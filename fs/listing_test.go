@@ -282,3 +282,61 @@ func (l *lockedBuffer) String() string {
 }
 
 var _ = sort.Strings
+
+// TestReaddirTypes: readdir's d_type is what the mount knows of each
+// object, never a directory for a file the listing shows (a stale cached
+// directory of the same name), and DT_UNKNOWN (0) for an empty object it
+// has not looked at: it may be a FIFO.
+func TestReaddirTypes(t *testing.T) {
+	fake := s3fake.New()
+	fake.SetObject("d/fifo", nil, nil)
+	fake.SetObject("d/empty", nil, nil)
+	fake.SetObject("d/file", []byte("file"), nil)
+	fake.SetObject("d/link", []byte("target"), nil)
+	fake.SetObject("d/was-dir", []byte("now a file"), nil)
+	fake.SetObject("d/legacy", nil, nil)
+	fake.SetObject("d/sub/inner", []byte("in"), nil)
+	b := newTestFS(t, fake, nil)
+	d := testDir(b, "d/")
+	modes := func() map[string]uint32 {
+		t.Helper()
+		h, errno := opendir(t, d)
+		if errno != 0 {
+			t.Fatal(errno)
+		}
+		got := map[string]uint32{}
+		for {
+			de, errno := h.Readdirent(context.Background())
+			if errno != 0 {
+				t.Fatal(errno)
+			}
+			if de == nil {
+				return got
+			}
+			got[de.Name] = de.Mode
+		}
+	}
+	want := map[string]uint32{"fifo": 0, "empty": 0, "file": syscall.S_IFREG, "link": syscall.S_IFREG, "was-dir": syscall.S_IFREG, "legacy": 0, "sub": syscall.S_IFDIR}
+	if got := modes(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("d_type before any lookup: %v, want %v", got, want)
+	}
+	// What HEADs (or this mount's writes) taught the mount; the stale
+	// directory is of another object than the listed file.
+	listed := d.freshListing()
+	if listed == nil {
+		t.Fatal("no listing kept for d/")
+	}
+	known := func(name string, a entryAttr) {
+		l := listed.entries[name]
+		a.fromHead, a.etag, a.size, a.modified = true, l.etag, l.size, l.modified
+		b.lookups.Set(d.key(name), lookupResult{attr: a, found: true})
+	}
+	known("fifo", entryAttr{mode: syscall.S_IFIFO | 0o640})
+	known("link", entryAttr{mode: syscall.S_IFLNK | 0o777})
+	known("legacy", entryAttr{isDir: true})
+	b.lookups.Set(d.key("was-dir"), lookupResult{attr: entryAttr{isDir: true, fromHead: true, etag: `"other"`}, found: true})
+	want = map[string]uint32{"fifo": syscall.S_IFIFO, "empty": 0, "file": syscall.S_IFREG, "link": syscall.S_IFLNK, "was-dir": syscall.S_IFREG, "legacy": syscall.S_IFDIR, "sub": syscall.S_IFDIR}
+	if got := modes(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("d_type once known: %v, want %v", got, want)
+	}
+}

@@ -544,7 +544,6 @@ func (h *readHandle) release(blk *readBlock) {
 	}
 }
 
-// Release implements gofs.FileReleaser: stops the prefetches.
 // Fsync implements gofs.FileFsyncer: through a read-only descriptor
 // (`sync FILE`), as through any other, it commits what the file's open
 // write session holds.
@@ -555,6 +554,7 @@ func (h *readHandle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
 	return core.Errno(h.node.file.Sync(ctx))
 }
 
+// Release implements gofs.FileReleaser: stops the prefetches.
 func (h *readHandle) Release(ctx context.Context) syscall.Errno {
 	h.mu.Lock()
 	h.dropAll()
