@@ -46,13 +46,29 @@ func startOpsDaemon(t testing.TB, srv *s3test.Server, bucket, mnt string, env []
 // proxy in front of srv) instead of srv itself.
 func startOpsDaemonVia(t testing.TB, endpoint string, srv *s3test.Server, bucket, mnt string, env []string, args ...string) *opsDaemon {
 	t.Helper()
+	return startOpsDaemonIn(t, "", endpoint, srv, bucket, mnt, env, args...)
+}
+
+// startOpsDaemonIn is startOpsDaemonVia run in the directory cwd, with mnt
+// named relative to it ("" runs in the test's directory, with mnt as it is).
+func startOpsDaemonIn(t testing.TB, cwd, endpoint string, srv *s3test.Server, bucket, mnt string, env []string, args ...string) *opsDaemon {
+	t.Helper()
 	all := append([]string{"-f", "--endpoint-url", endpoint, "--force-path-style"}, args...)
+	mntArg := mnt
+	if cwd != "" {
+		rel, err := filepath.Rel(cwd, mnt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mntArg = rel
+	}
 	d := &opsDaemon{
-		cmd:  exec.Command(bucketfsBinary(t), append(all, bucket, mnt)...),
+		cmd:  exec.Command(bucketfsBinary(t), append(all, bucket, mntArg)...),
 		mnt:  mnt,
 		out:  &lockedWriter{w: &bytes.Buffer{}},
 		done: make(chan struct{}),
 	}
+	d.cmd.Dir = cwd
 	d.cmd.Env = append(append(os.Environ(), srv.Env()...), env...)
 	d.cmd.Stdout, d.cmd.Stderr = d.out, d.out
 	// Killed with the test binary, so that no daemon outlives a crash.

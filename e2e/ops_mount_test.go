@@ -192,3 +192,43 @@ func TestOpsMountHelper(t *testing.T) {
 		}
 	})
 }
+
+// TestOpsRelativeMountpoint: `bucketfs BUCKET mnt` run from mnt's parent
+// (the README's quick start) raises the kernel's read-ahead of the mount to
+// 1 MiB, as a mount at an absolute path does; it stayed at 128 KiB (the
+// mount table names mounts by absolute path), so reads through the page
+// cache arrived in 128 KiB pieces.
+func TestOpsRelativeMountpoint(t *testing.T) {
+	requireFUSE(t)
+	srv := s3test.StartMinIO(t)
+	bucket, _ := srv.Bucket(t)
+	mnt := newMountpoint(t)
+	startOpsDaemonIn(t, filepath.Dir(mnt), srv.Endpoint, srv, bucket, mnt, nil)
+	if kb, err := mountReadAhead(mnt); err != nil || kb != "1024" {
+		t.Errorf("read_ahead_kb of the mount made at a relative path: %q, %v; want 1024", kb, err)
+	}
+	m := mountBucket(t, srv, bucket)
+	if kb, err := mountReadAhead(m.Dir); err != nil || kb != "1024" {
+		t.Errorf("read_ahead_kb of the mount made at an absolute path: %q, %v; want 1024", kb, err)
+	}
+}
+
+// mountReadAhead reads the kernel's read-ahead (KiB) of the mount at dir:
+// its device's read_ahead_kb, the device from /proc/self/mountinfo.
+func mountReadAhead(dir string) (string, error) {
+	info, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return "", err
+	}
+	dev := ""
+	for _, line := range strings.Split(string(info), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && f[4] == dir {
+			dev = f[2]
+		}
+	}
+	if dev == "" {
+		return "", fmt.Errorf("%s is not in the mount table", dir)
+	}
+	kb, err := os.ReadFile("/sys/class/bdi/" + dev + "/read_ahead_kb")
+	return strings.TrimSpace(string(kb)), err
+}

@@ -3,6 +3,7 @@ package fs
 import (
 	"fmt"
 	"log"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -21,6 +22,15 @@ type Server struct {
 // Mount mounts the bucket of cfg at mountpoint and returns once the kernel
 // mount is live. The caller must Unmount it and may Wait for it to end.
 func Mount(mountpoint string, cfg Config) (*Server, error) {
+	// The mount table names a mount by its absolute path, symlinks
+	// resolved: the kernel's read-ahead is found there (a relative
+	// mountpoint left it at 128 KiB).
+	if abs, err := filepath.Abs(mountpoint); err == nil {
+		mountpoint = abs
+		if real, err := filepath.EvalSymlinks(abs); err == nil {
+			mountpoint = real
+		}
+	}
 	b, err := newBucketFS(cfg)
 	if err != nil {
 		return nil, err

@@ -175,7 +175,7 @@ func serve(ctx context.Context, o *options, stderr io.Writer) error {
 	if metrics != nil {
 		mcfg.ObserveOp = metrics.observeOp
 	}
-	server, err := bfs.Mount(o.mountpoint, mcfg)
+	server, err := bfs.Mount(mountpoint, mcfg)
 	if err != nil {
 		return report(err)
 	}
