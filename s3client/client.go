@@ -94,6 +94,10 @@ type CopyOptions struct {
 	// copy gets the mount's storage class and encryption, and with REPLACE
 	// no system header.
 	Headers *ObjectHeaders
+	// SourceETag, when non-empty, conditions the copy on that version of
+	// the source (x-amz-copy-source-if-match): ErrPreconditionFailed when
+	// it changed.
+	SourceETag string
 }
 
 // API is the set of S3 operations bucketfs uses. *Client implements it; tests

@@ -717,6 +717,9 @@ func (c *Client) Copy(ctx context.Context, src, dst string, opts CopyOptions) (s
 		StorageClass:         h.storageClass,
 		RequestPayer:         c.w.payer,
 	}
+	if opts.SourceETag != "" {
+		in.CopySourceIfMatch = aws.String(opts.SourceETag)
+	}
 	if opts.ReplaceMetadata != nil {
 		// REPLACE replaces the system headers too: those not sent are lost.
 		in.MetadataDirective = types.MetadataDirectiveReplace

@@ -204,6 +204,8 @@ func readBody(op, key string, body io.ReadSeeker, size int64, rewind bool) ([]by
 // 400), as S3 refuses a copy that changes nothing; with it, they are
 // opts.Headers'. Either way, as in S3, the storage class and encryption are
 // opts.Headers' (STANDARD and none without), and the tags are copied.
+// A source that is not opts.SourceETag's version fails it with
+// PreconditionFailed (412), as in S3.
 func (f *Fake) Copy(ctx context.Context, src, dst string, opts s3client.CopyOptions) (string, error) {
 	const op = OpCopyObject
 	if err := checkEmpty(op, dst, src, dst); err != nil {
@@ -233,6 +235,8 @@ func (f *Fake) copy(op, src, dst string, opts s3client.CopyOptions) (string, err
 	switch {
 	case s == nil:
 		return "", APIError(op, dst, "NoSuchKey", 404)
+	case opts.SourceETag != "" && opts.SourceETag != s.etag:
+		return "", APIError(op, dst, "PreconditionFailed", 412)
 	case src == dst && opts.ReplaceMetadata == nil:
 		e := APIError(op, dst, "InvalidRequest", 400).(*s3client.Error)
 		e.Message = "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
