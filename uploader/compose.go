@@ -31,7 +31,8 @@ type Layout struct {
 // (UploadPartCopy, conditioned on l.Base.ETag), the others read from
 // l.Data and uploaded, in the parts planCompose chooses: appending 1 MiB
 // to a 1 GiB object sends 1 MiB. An object under 5 MiB, or one with
-// nothing worth copying that fits one part, is one PutObject of l.Data.
+// nothing worth copying that fits one part, is one PutObject of l.Data;
+// one that is l.Base unchanged is one CopyObject (not with IfNoneMatch).
 // Data is read through io.SectionReaders, never buffered here: memory does
 // not grow with the object, and the SDK can seek back to retry a part.
 //
@@ -57,6 +58,9 @@ func (u *Uploader) Compose(ctx context.Context, key string, opts s3client.PutOpt
 	plan, err := planCompose(l, u.cfg.PartSize)
 	if err != nil {
 		return Result{}, fmt.Errorf("composing %q: %w", key, err)
+	}
+	if copiesWhole(l) && !opts.IfNoneMatch {
+		return u.composeCopy(ctx, key, opts, l)
 	}
 	if plan.put() {
 		return u.composePut(ctx, key, opts, l)
@@ -84,6 +88,41 @@ func (u *Uploader) composePut(ctx context.Context, key string, opts s3client.Put
 	}
 	u.log.WithFields(logrus.Fields{"key": key, "op": "PutObject", "sent": l.Size}).Debug("object composed")
 	return Result{ETag: etag, Size: l.Size, Sent: l.Size}, nil
+}
+
+// copiesWhole says whether l is its base unchanged (a file copied whole, or
+// staged and not changed): one CopyObject, up to 5 GiB.
+func copiesWhole(l Layout) bool {
+	runs := mergeRuns(l.Same)
+	return l.Size > 0 && l.Size <= MaxPartSize && l.Base.ETag != "" && l.Base.Size == l.Size &&
+		len(runs) == 1 && runs[0] == Range{Off: 0, End: l.Size}
+}
+
+// composeCopy writes a layout that is its base unchanged with one
+// CopyObject, conditioned on the base's ETag, holding a concurrency token
+// like a part. The copy gets opts' metadata and headers and keeps the
+// base's tags. Not with opts.IfNoneMatch: not every S3 store honours
+// CopyObject's If-None-Match (MinIO ignores it); the multipart upload's
+// Complete carries it instead.
+func (u *Uploader) composeCopy(ctx context.Context, key string, opts s3client.PutOptions, l Layout) (Result, error) {
+	select {
+	case u.inFlight <- struct{}{}:
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("composing %q: %w", key, ctx.Err())
+	}
+	defer func() { <-u.inFlight }()
+	meta := opts.Metadata
+	if meta == nil {
+		meta = map[string]string{} // REPLACE: the new object's, not the base's
+	}
+	headers := opts.Headers
+	etag, err := u.client.Copy(ctx, l.Base.Key, key, s3client.CopyOptions{ReplaceMetadata: meta, Headers: &headers, SourceETag: l.Base.ETag})
+	if err != nil {
+		u.logError(logrus.Fields{"key": key, "source": l.Base.Key}, err, "CopyObject", "composing the object failed", 0)
+		return Result{}, fmt.Errorf("composing %q as a copy of %q (ETag %s, S3 code %q): %w", key, l.Base.Key, l.Base.ETag, s3client.Code(err), err)
+	}
+	u.log.WithFields(logrus.Fields{"key": key, "op": "CopyObject", "source": l.Base.Key, "copied": l.Size}).Debug("object composed")
+	return Result{ETag: etag, Size: l.Size, Copied: l.Size}, nil
 }
 
 // composeMultipart creates a multipart upload, fills it with parts and

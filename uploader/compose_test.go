@@ -226,6 +226,14 @@ func checkCompose(t *testing.T, b *composeBed, key string, l Layout, want []byte
 		}
 	}
 	sent := sentBytes(plan.parts)
+	if whole := l.Size > 0 && l.Size == l.Base.Size && sent == 0; whole {
+		// The base unchanged: one CopyObject, nothing read or uploaded.
+		if res.ETag != info.ETag || res.Copied != l.Size || res.Multipart || st.read.Load() != 0 ||
+			b.fake.Count(s3fake.OpCopyObject) != 1 || len(b.fake.Counts()) != 1 {
+			t.Fatalf("one CopyObject expected: %+v, %d bytes read, requests %v", res, st.read.Load(), b.fake.Counts())
+		}
+		return
+	}
 	switch {
 	case res.ETag != info.ETag || res.Size != l.Size:
 		t.Fatalf("result %+v, object %+v", res, info)
@@ -601,5 +609,51 @@ func TestComposeRefusesBadLayouts(t *testing.T) {
 	}
 	if c := b.fake.Counts(); len(c) != 0 {
 		t.Fatalf("requests %v", c)
+	}
+}
+
+// TestComposeCopyOfAnotherObject: a layout that is another object unchanged
+// (a file copied whole, cp) is one CopyObject with the new object's own
+// metadata, refused when the source changed; with IfNoneMatch it is a
+// multipart upload of one copied part whose Complete is conditional, and
+// refused when the key exists.
+func TestComposeCopyOfAnotherObject(t *testing.T) {
+	b := newComposeBed(t, Config{})
+	src := noise(120, 9<<20)
+	base := b.base("src", src)
+	whole := func() Layout {
+		return Layout{Size: base.Size, Data: newStage(src), Base: base, Same: []Range{{0, base.Size}}}
+	}
+	opts := s3client.PutOptions{Metadata: map[string]string{"mode": "33184"}}
+
+	b.fake.ResetCounts()
+	if _, err := b.u.Compose(context.Background(), "copy", opts, whole()); err != nil {
+		t.Fatal(err)
+	}
+	b.check(t, "copy", src)
+	if _, info, _ := b.fake.Object("copy"); info.Metadata["mode"] != "33184" || b.fake.Count(s3fake.OpCopyObject) != 1 || len(b.fake.Counts()) != 1 {
+		t.Fatalf("copy: metadata %v, requests %v; want the new metadata and one CopyObject", info.Metadata, b.fake.Counts())
+	}
+
+	b.fake.ResetCounts()
+	excl := opts
+	excl.IfNoneMatch = true
+	if _, err := b.u.Compose(context.Background(), "excl", excl, whole()); err != nil {
+		t.Fatal(err)
+	}
+	b.check(t, "excl", src)
+	if c := b.fake.Counts(); c[s3fake.OpUploadPartCopy] != 1 || c[s3fake.OpCompleteMultipartUpload] != 1 || c[s3fake.OpCopyObject] != 0 || c[s3fake.OpUploadPart] != 0 {
+		t.Fatalf("exclusive copy: requests %v; want one copied part, completed", c)
+	}
+	if _, err := b.u.Compose(context.Background(), "excl", excl, whole()); !errors.Is(err, s3client.ErrPreconditionFailed) {
+		t.Fatalf("exclusive copy onto an existing key: %v; want ErrPreconditionFailed", err)
+	}
+
+	b.fake.SetObject("src", noise(121, 9<<20), nil)
+	if _, err := b.u.Compose(context.Background(), "copy2", opts, whole()); !errors.Is(err, s3client.ErrPreconditionFailed) {
+		t.Fatalf("copy of a replaced source: %v; want ErrPreconditionFailed", err)
+	}
+	if _, _, ok := b.fake.Object("copy2"); ok {
+		t.Fatal("copy2 exists after a refused copy")
 	}
 }
