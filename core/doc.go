@@ -37,6 +37,10 @@
 //     or at RELEASE.
 //   - A failure in any step fails the session: every later write, flush and
 //     fsync answers EIO until RELEASE, and the old object stays untouched.
+//   - A copy (CopyFrom, cp's copy_file_range) into a file just opened stages
+//     it on the source object as its base, nothing read: its commit, by the
+//     same rule, composes the object on the server, conditioned on the
+//     source's version, with the metadata the file has by then.
 //
 // # Ownership and locks
 //

@@ -93,6 +93,7 @@ type session struct {
 	owesEmpty bool             // publish even with nothing written: a new file, or the truncation of a non-empty object
 	replacing bool             // key holds an object this session did not write (a rename deletes it: the truncation moves with the name)
 	exclusive bool             // the next upload is conditional (O_EXCL)
+	copied    bool             // staged on another object as its base (CopyFrom): published at the next commit, changed or not
 	err       error            // the failure; sticky
 	orphaned  bool
 }
@@ -254,7 +255,7 @@ func (f *File) dirtyLocked(s *session) bool {
 	case s.err != nil || s.orphaned:
 		return false
 	case s.st != nil:
-		return s.owesEmpty || s.st.Changed()
+		return s.owesEmpty || s.copied || s.st.Changed()
 	}
 	return s.up != nil && (s.up.Size() > s.seeded || s.owesEmpty)
 }
@@ -450,7 +451,7 @@ func (h *Handle) Flush(ctx context.Context, pid uint32) error {
 	case s.orphaned, pid != h.opener:
 		return nil
 	case s.st != nil:
-		if s.st.Changed() {
+		if s.copied || s.st.Changed() {
 			return f.commitLocked(ctx, s, "flush")
 		}
 		return nil

@@ -226,7 +226,7 @@ func (f *File) commitStagedLocked(ctx context.Context, s *session, op string) er
 	}
 	v := Version{Key: s.key, ETag: res.ETag, Size: res.Size, Written: f.lastWrite()}
 	s.published = &v
-	s.owesEmpty, s.replacing, s.exclusive = false, false, false
+	s.owesEmpty, s.replacing, s.exclusive, s.copied = false, false, false, false
 	s.st.Committed(stage.Base{Key: v.Key, ETag: v.ETag, Size: v.Size})
 	f.size.Store(v.Size)
 	f.dirty.Store(false)

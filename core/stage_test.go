@@ -257,3 +257,89 @@ func TestRenameOfStagedFile(t *testing.T) {
 		t.Fatalf("b holds %q", got)
 	}
 }
+
+// CopyFrom (cp's copy_file_range): a file just opened for writing becomes a
+// copy of another object without reading it; the opener's close composes it
+// on the server (one CopyObject; with O_EXCL, one copied part completed
+// with If-None-Match); reads and writes after it see and edit the copy.
+func TestCopyFrom(t *testing.T) {
+	b, _ := stagedBed(t, 64<<20)
+	src := bytes.Repeat([]byte("0123456789abcdef"), 6<<16) // 6 MiB
+	b.s3.SetObject("src", src, nil)
+	_, info, _ := b.s3.Object("src")
+	source := core.CopySource{Key: "src", ETag: info.ETag, Size: int64(len(src))}
+
+	f := b.file()
+	h := b.open(f, 100, "dst", core.OpenMode{Create: true, Truncate: true, Exclusive: true})
+	if handled, err := h.CopyFrom(ctx, source); !handled || err != nil {
+		t.Fatalf("CopyFrom: %v, %v", handled, err)
+	}
+	b.s3.ResetCounts()
+	head := make([]byte, 16)
+	if n, err := h.ReadAt(ctx, head, 0); err != nil || string(head[:n]) != "0123456789abcdef" {
+		t.Fatalf("the copy reads %q, %v", head[:n], err)
+	}
+	write(t, h, int64(len(src)), "tail")
+	wantErrno(t, "close", h.Flush(ctx, 100), 0)
+	h.Release(ctx)
+	if got := b.object("dst"); got != string(src)+"tail" {
+		t.Fatalf("dst: %d bytes", len(got))
+	}
+	if c := b.s3.Counts(); c[s3fake.OpUploadPartCopy] != 1 || c[s3fake.OpPutObject] != 0 || c[s3fake.OpCopyObject] != 0 {
+		t.Fatalf("requests %v; want the copy's bytes copied on the server", c)
+	}
+	if len(f.committed) != 1 || f.committed[0].Size != int64(len(src))+4 {
+		t.Fatalf("committed %+v", f.committed)
+	}
+
+	// Over an existing object, unchanged: one CopyObject at close.
+	b.s3.ResetCounts()
+	g := b.file()
+	h = b.open(g, 100, "dst", core.OpenMode{Truncate: true})
+	if handled, err := h.CopyFrom(ctx, source); !handled || err != nil {
+		t.Fatalf("CopyFrom: %v, %v", handled, err)
+	}
+	wantErrno(t, "close", h.Flush(ctx, 100), 0)
+	h.Release(ctx)
+	if got := b.object("dst"); got != string(src) {
+		t.Fatalf("dst: %d bytes", len(got))
+	}
+	if c := b.s3.Counts(); c[s3fake.OpCopyObject] != 1 || len(c) != 1 {
+		t.Fatalf("requests %v; want one CopyObject", c)
+	}
+
+	// Not once something was written: the caller copies the bytes.
+	h = b.open(g, 100, "dst", core.OpenMode{Truncate: true})
+	write(t, h, 0, "x")
+	if handled, err := h.CopyFrom(ctx, source); handled || err != nil {
+		t.Fatalf("CopyFrom after a write: %v, %v; want not handled", handled, err)
+	}
+	wantErrno(t, "close", h.Flush(ctx, 100), 0)
+	h.Release(ctx)
+
+	// A source replaced before the commit fails the close; dst is kept.
+	h = b.open(g, 100, "dst", core.OpenMode{Truncate: true})
+	if handled, err := h.CopyFrom(ctx, source); !handled || err != nil {
+		t.Fatalf("CopyFrom: %v, %v", handled, err)
+	}
+	b.s3.SetObject("src", []byte("theirs"), nil)
+	wantErrno(t, "close after the source changed", h.Flush(ctx, 100), syscall.EIO)
+	h.Release(ctx)
+	if got := b.object("dst"); got != "x" {
+		t.Fatalf("dst = %q after a failed copy, want the last commit's", got)
+	}
+}
+
+// Without a stage, CopyFrom is not handled (the kernel copies the bytes).
+func TestCopyFromWithoutStage(t *testing.T) {
+	b := newBed(t)
+	b.s3.SetObject("src", []byte("source"), nil)
+	_, info, _ := b.s3.Object("src")
+	f := b.file()
+	h := b.open(f, 100, "dst", core.OpenMode{Create: true, Truncate: true})
+	if handled, err := h.CopyFrom(ctx, core.CopySource{Key: "src", ETag: info.ETag, Size: 6}); handled || err != nil {
+		t.Fatalf("CopyFrom without a stage: %v, %v; want not handled", handled, err)
+	}
+	wantErrno(t, "close", h.Flush(ctx, 100), 0)
+	h.Release(ctx)
+}
