@@ -343,3 +343,59 @@ func TestCopyFromWithoutStage(t *testing.T) {
 	wantErrno(t, "close", h.Flush(ctx, 100), 0)
 	h.Release(ctx)
 }
+
+// Whatever ends a copied session commits the copy, never drops it: a
+// release without the opener's flush, an fsync, a rename, a truncation.
+func TestCopyFromCommitsOnEveryPath(t *testing.T) {
+	b, _ := stagedBed(t, 64<<20)
+	src := bytes.Repeat([]byte("copy me "), 1<<19) // 4 MiB
+	b.s3.SetObject("src", src, nil)
+	_, info, _ := b.s3.Object("src")
+	source := core.CopySource{Key: "src", ETag: info.ETag, Size: int64(len(src))}
+	// Over an existing empty object: nothing but the copy makes the
+	// session owe a commit.
+	copied := func(f *file, key string) *core.Handle {
+		t.Helper()
+		b.s3.SetObject(key, nil, nil)
+		h := b.open(f, 100, key, core.OpenMode{Truncate: true})
+		if handled, err := h.CopyFrom(ctx, source); !handled || err != nil {
+			t.Fatalf("CopyFrom into %s: %v, %v", key, handled, err)
+		}
+		return h
+	}
+
+	h := copied(b.file(), "released")
+	h.Release(ctx) // no flush from the opener (a child's close, pid 0)
+	if got := b.object("released"); got != string(src) {
+		t.Fatalf("released: %d bytes, want the copy", len(got))
+	}
+
+	h = copied(b.file(), "synced")
+	wantErrno(t, "fsync", h.Fsync(ctx), 0)
+	if got := b.object("synced"); got != string(src) {
+		t.Fatalf("synced: %d bytes after fsync, want the copy", len(got))
+	}
+	h.Release(ctx)
+
+	f := b.file()
+	h = copied(f, "before")
+	if handled, _, err := f.Rename(ctx, "after", s3client.CopyOptions{}); !handled || err != nil {
+		t.Fatalf("rename: %v, %v", handled, err)
+	}
+	wantErrno(t, "close", h.Flush(ctx, 100), 0)
+	h.Release(ctx)
+	if got := b.object("after"); got != string(src) {
+		t.Fatalf("after: %d bytes, want the copy", len(got))
+	}
+	b.absent("before")
+
+	h = copied(b.file(), "cut")
+	if err := h.Truncate(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	wantErrno(t, "close", h.Flush(ctx, 100), 0)
+	h.Release(ctx)
+	if got := b.object("cut"); got != "copy " {
+		t.Fatalf("cut = %q, want %q", got, "copy ")
+	}
+}

@@ -62,8 +62,12 @@ func TestCopyOnServer(t *testing.T) {
 			t.Errorf("requests for copy %v (before %v), GETs of other %d; want one more CopyObject, nothing uploaded or read", ops, before, keys.count("other", "GetObject"))
 		}
 	})
-	t.Run("cp -p keeps mode and times; a small file is read and written", func(t *testing.T) {
-		for _, name := range []string{"big", "small"} {
+	t.Run("cp -p: mode and times ride in the copy", func(t *testing.T) {
+		// Sources of their own: their chmod's self-copy must not touch
+		// the sources of the other cases.
+		s3test.PutObjects(t, c, map[string][]byte{"pbig": big, "psmall": []byte("small file\n")})
+		time.Sleep(1100 * time.Millisecond) // past the negative window of the names put
+		for _, name := range []string{"pbig", "psmall"} {
 			if err := os.Chmod(m.Path(name), 0o640); err != nil {
 				t.Fatal(err)
 			}
@@ -73,20 +77,26 @@ func TestCopyOnServer(t *testing.T) {
 			}
 			cp("-p", m.Path(name), m.Path(name+"-p"))
 		}
-		want("big-p", big)
-		want("small-p", []byte("small file\n"))
-		if keys.count("small", "GetObject") == 0 || keys.count("big", "GetObject") != 0 {
-			t.Errorf("GETs of small %d, of big %d; want small read (a copy under 5 MiB costs more requests than its bytes) and big not",
-				keys.count("small", "GetObject"), keys.count("big", "GetObject"))
+		want("pbig-p", big)
+		want("psmall-p", []byte("small file\n"))
+		if keys.count("psmall", "GetObject") == 0 || keys.count("pbig", "GetObject") != 0 {
+			t.Errorf("GETs of psmall %d, of pbig %d; want psmall read (a new file under 5 MiB is read and written: fewer requests than a copied part) and pbig not",
+				keys.count("psmall", "GetObject"), keys.count("pbig", "GetObject"))
 		}
 		m2 := mountBucket(t, srv, bucket) // what S3 holds, seen afresh
-		for _, name := range []string{"big-p", "small-p"} {
+		for _, name := range []string{"pbig-p", "psmall-p"} {
 			var st unix.Stat_t
 			if err := unix.Stat(m2.Path(name), &st); err != nil {
 				t.Fatal(err)
 			}
 			if st.Mode&0o7777 != 0o640 || st.Mtim.Sec != 1500000000 {
 				t.Errorf("%s after remount: mode %o, mtime %d; want 640 and 1500000000", name, st.Mode&0o7777, st.Mtim.Sec)
+			}
+		}
+		time.Sleep(3 * time.Second) // past the 2 s after which a pending change is copied
+		for _, name := range []string{"pbig-p", "psmall-p"} {
+			if n := keys.count(name, "CopyObject"); n != 0 {
+				t.Errorf("%s: %d CopyObject after its close (requests %v); cp -p's changes rode in the commit, none is left to copy", name, n, keys.of(name))
 			}
 		}
 	})

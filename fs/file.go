@@ -39,7 +39,12 @@ type fileNode struct {
 	// does a self-copy after attrDelay (or at unmount).
 	pending      bool
 	pendingTimer *time.Timer
-	target       string // a symlink's target, once read
+	// pendingGen counts the attribute changes left pending; carriedGen is
+	// its value when uploadOptions last gave the file's attributes to an
+	// upload or a compose. A commit of that upload carries every change up
+	// to carriedGen, so committed clears pending when nothing came after.
+	pendingGen, carriedGen uint64
+	target                 string // a symlink's target, once read
 	// cached is the ETag of the version whose pages the kernel's page
 	// cache may hold for this file, "" for none (read.go, pageCacheOpen).
 	cached string
@@ -85,8 +90,13 @@ func (f *fileNode) committed(v core.Version) {
 	f.attr.meta = f.attr.withMeta()
 	f.attr.fromHead = true
 	f.attrAt = time.Now()
-	if f.pending {
-		f.markPendingLocked()
+	switch {
+	case f.pending && f.carriedGen == f.pendingGen:
+		// The commit's upload took the attributes after the last change
+		// (a staged commit, cp -p's copy): nothing is left to copy.
+		f.clearPendingLocked()
+	case f.pending:
+		f.schedulePendingLocked()
 	}
 	a := f.attr
 	f.mu.Unlock()
@@ -243,11 +253,18 @@ func (f *fileNode) Setattr(ctx context.Context, fh gofs.FileHandle, in *fuse.Set
 	return 0
 }
 
-// markPendingLocked (f.mu held) schedules the self-copy of pending changes.
-// While the file holds unwritten bytes they are applied when its upload
-// completes (the commit hook calls this again).
+// markPendingLocked (f.mu held) records an attribute change not in S3 and
+// schedules the self-copy that writes it.
 func (f *fileNode) markPendingLocked() {
 	f.pending = true
+	f.pendingGen++
+	f.schedulePendingLocked()
+}
+
+// schedulePendingLocked (f.mu held) schedules the self-copy of pending
+// changes. While the file holds unwritten bytes it waits: the commit hook
+// (or the write handle's release) calls this again.
+func (f *fileNode) schedulePendingLocked() {
 	if f.file.Dirty() {
 		return
 	}
@@ -265,13 +282,18 @@ func (f *fileNode) takePendingLocked() (map[string]string, bool) {
 		return nil, false
 	}
 	f.pinMtimeLocked() // the copy that writes them changes LastModified
+	f.clearPendingLocked()
+	return f.attr.withMeta(), true
+}
+
+// clearPendingLocked (f.mu held): the pending changes are in S3.
+func (f *fileNode) clearPendingLocked() {
 	f.pending = false
 	if f.pendingTimer != nil {
 		f.pendingTimer.Stop()
 		f.pendingTimer = nil
 	}
 	f.b.removePending(f)
-	return f.attr.withMeta(), true
 }
 
 // applyPending writes pending attribute changes with one self-copy
@@ -481,6 +503,7 @@ func (f *fileNode) existing(trunc bool) core.Existing {
 func (f *fileNode) uploadOptions() s3client.PutOptions {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.carriedGen = f.pendingGen
 	meta := f.attr.withMeta()
 	if f.attr.mode == 0 {
 		meta[metaMode] = strconv.FormatUint(uint64(syscall.S_IFREG|uint32(f.b.cfg.FileMode.Perm())), 10)

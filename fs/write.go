@@ -78,7 +78,7 @@ func (w *writeHandle) Release(ctx context.Context) syscall.Errno {
 	n := w.node
 	n.mu.Lock()
 	if n.pending {
-		n.markPendingLocked() // held back while the session was open (applyPending)
+		n.schedulePendingLocked() // held back while the session was open (applyPending)
 	}
 	n.mu.Unlock()
 	return 0

@@ -151,11 +151,11 @@ func (u *Uploader) maxMemoryPart() int64 { return u.cfg.MemoryLimit / 4 }
 type Result struct {
 	ETag      string
 	Size      int64
-	Parts     int  // parts uploaded or copied; 0 for a PutObject
-	Multipart bool // false when one PutObject wrote the object
+	Parts     int  // parts uploaded or copied; 0 for a PutObject or a CopyObject
+	Multipart bool // false when one PutObject (or Compose's one CopyObject) wrote the object
 	// Sent counts the bytes uploaded (PutObject, UploadPart), each once
 	// however often the SDK retried it; Copied the bytes copied on the
-	// server (UploadPartCopy). Sent+Copied is Size.
+	// server (UploadPartCopy, CopyObject). Sent+Copied is Size.
 	Sent, Copied int64
 }
 
