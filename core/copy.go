@@ -24,22 +24,23 @@ type CopySource struct {
 // the file's metadata as it is then (cp -p sets it before close). Reads,
 // writes and truncations after it work on the stage as in any edit.
 //
-// handled is false, with nothing done, when the session is not in that
-// state (something written, staged, committed, failed, detached) or there
-// is no stage: the caller then copies the bytes itself.
-func (h *Handle) CopyFrom(ctx context.Context, src CopySource) (handled bool, err error) {
+// It makes no S3 request. It reports false, with nothing done, when the
+// session is not in that state (something written, staged, committed,
+// failed, detached) or there is no stage: the caller then copies the bytes
+// itself.
+func (h *Handle) CopyFrom(ctx context.Context, src CopySource) bool {
 	f, s := h.f, h.s
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {
 	case f.c.cfg.Stage == nil, f.s != s, s.err != nil, s.orphaned, s.st != nil, s.published != nil,
 		s.up == nil || s.up.Size() != 0, src.Size <= 0, src.ETag == "":
-		return false, nil
+		return false
 	}
 	st, err := f.c.cfg.Stage.Create(s.key, stage.Base{Key: src.Key, ETag: src.ETag, Size: src.Size}, f.c.fetch)
 	if err != nil {
 		f.c.log.WithError(err).WithFields(f.fields(s)).WithField("op", "copy").Warn("the copy could not be staged; its bytes are copied instead")
-		return false, nil
+		return false
 	}
 	_ = s.up.Abort(ctx) // empty: nothing on the server
 	s.up = nil
@@ -49,5 +50,5 @@ func (h *Handle) CopyFrom(ctx context.Context, src CopySource) (handled bool, er
 	f.mtime.Store(time.Now().UnixNano())
 	f.setDirtyLocked(s)
 	f.c.log.WithFields(f.fields(s)).WithFields(logrus.Fields{"op": "copy", "source": src.Key, "size": src.Size}).Debug("the file is a copy, composed on the server at its commit")
-	return true, nil
+	return true
 }

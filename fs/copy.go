@@ -52,11 +52,7 @@ func (f *fileNode) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offI
 		return 0, syscall.EOPNOTSUPP
 	}
 	src := core.CopySource{Key: f.currentKey(), ETag: a.etag, Size: size}
-	handled, err := w.h.CopyFrom(uninterruptible(ctx), src)
-	switch {
-	case err != nil:
-		return 0, core.Errno(err)
-	case !handled:
+	if !w.h.CopyFrom(ctx, src) {
 		return 0, syscall.EOPNOTSUPP
 	}
 	return uint32(src.Size), 0
