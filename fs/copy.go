@@ -26,16 +26,11 @@ func (f *fileNode) CopyFileRange(ctx context.Context, fhIn gofs.FileHandle, offI
 	if !ok || !wok || flags != 0 || offIn != 0 || offOut != 0 || w.node == f {
 		return 0, syscall.EOPNOTSUPP
 	}
-	f.mu.Lock()
-	pending := f.pending
-	f.mu.Unlock()
-	if pending {
-		// A self-copy writing the source's attribute change could land
-		// between this copy and its commit and change the ETag it is
-		// conditioned on: write it first.
-		if err := f.applyPending(uninterruptible(ctx)); err != nil {
-			return 0, syscall.EOPNOTSUPP
-		}
+	// A self-copy writing a pending attribute change of the source could
+	// land between this copy and its commit and change the ETag it is
+	// conditioned on: write it first (nothing to do when none is pending).
+	if err := f.applyPending(uninterruptible(ctx)); err != nil {
+		return 0, syscall.EOPNOTSUPP
 	}
 	r.mu.Lock()
 	pinned, size, usable := r.etag, r.size, !r.viaSession && !r.changed

@@ -3,7 +3,6 @@ package fs
 import (
 	"fmt"
 	"log"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -22,15 +21,9 @@ type Server struct {
 // Mount mounts the bucket of cfg at mountpoint and returns once the kernel
 // mount is live. The caller must Unmount it and may Wait for it to end.
 func Mount(mountpoint string, cfg Config) (*Server, error) {
-	// The mount table names a mount by its absolute path, symlinks
-	// resolved: the kernel's read-ahead is found there (a relative
-	// mountpoint left it at 128 KiB).
-	if abs, err := filepath.Abs(mountpoint); err == nil {
-		mountpoint = abs
-		if real, err := filepath.EvalSymlinks(abs); err == nil {
-			mountpoint = real
-		}
-	}
+	// The kernel's read-ahead is found by the mount table's name for the
+	// mount (a relative mountpoint left it at 128 KiB).
+	mountpoint = MountPath(mountpoint)
 	b, err := newBucketFS(cfg)
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -25,6 +26,20 @@ func IsMountpoint(path string) (bool, error) {
 		}
 	}
 	return false, sc.Err()
+}
+
+// MountPath is path as the mount table names a mount: absolute, symlinks
+// resolved (path itself when that fails). Resolve it before mounting: after,
+// resolving would ask the mount.
+func MountPath(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return path
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		return real
+	}
+	return abs
 }
 
 // unescapeMountPath undoes mountinfo's octal escapes (\040 for a space).

@@ -68,13 +68,23 @@ func (u *Uploader) Compose(ctx context.Context, key string, opts s3client.PutOpt
 	return u.composeMultipart(ctx, key, opts, l, plan.parts)
 }
 
+// holdToken takes one of the Uploader's concurrency tokens (Config.
+// Concurrency, shared with the streaming uploads' parts) for a request
+// that writes a whole object; the caller gives it back (<-u.inFlight).
+func (u *Uploader) holdToken(ctx context.Context, key string) error {
+	select {
+	case u.inFlight <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("composing %q: %w", key, ctx.Err())
+	}
+}
+
 // composePut writes the whole object with one PutObject, holding a
 // concurrency token like a part.
 func (u *Uploader) composePut(ctx context.Context, key string, opts s3client.PutOptions, l Layout) (Result, error) {
-	select {
-	case u.inFlight <- struct{}{}:
-	case <-ctx.Done():
-		return Result{}, fmt.Errorf("composing %q: %w", key, ctx.Err())
+	if err := u.holdToken(ctx, key); err != nil {
+		return Result{}, err
 	}
 	defer func() { <-u.inFlight }()
 	var body io.ReadSeeker = strings.NewReader("")
@@ -105,10 +115,8 @@ func copiesWhole(l Layout) bool {
 // CopyObject's If-None-Match (MinIO ignores it); the multipart upload's
 // Complete carries it instead.
 func (u *Uploader) composeCopy(ctx context.Context, key string, opts s3client.PutOptions, l Layout) (Result, error) {
-	select {
-	case u.inFlight <- struct{}{}:
-	case <-ctx.Done():
-		return Result{}, fmt.Errorf("composing %q: %w", key, ctx.Err())
+	if err := u.holdToken(ctx, key); err != nil {
+		return Result{}, err
 	}
 	defer func() { <-u.inFlight }()
 	meta := opts.Metadata

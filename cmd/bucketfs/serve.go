@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 	"time"
 
@@ -170,7 +169,7 @@ func serve(ctx context.Context, o *options, stderr io.Writer) error {
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(signals)
 	// Resolved before mounting, so that no lookup of it is served by us.
-	mountpoint := absPath(o.mountpoint)
+	mountpoint := bfs.MountPath(o.mountpoint)
 	mcfg := mountConfig(o, client, log)
 	if metrics != nil {
 		mcfg.ObserveOp = metrics.observeOp
@@ -211,19 +210,6 @@ func serve(ctx context.Context, o *options, stderr io.Writer) error {
 		unmounted = watchUnmount(m.device, stopWatch)
 	}
 	return d.run(signals, unmounted)
-}
-
-// absPath is path made absolute, symlinks resolved, as the mount table
-// writes it.
-func absPath(path string) string {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return path
-	}
-	if real, err := filepath.EvalSymlinks(abs); err == nil {
-		return real
-	}
-	return abs
 }
 
 // detachStderr points descriptor 2 at the log file, or at /dev/null.
